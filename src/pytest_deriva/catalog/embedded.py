@@ -1,0 +1,560 @@
+"""The embedded catalog: ERMrest semantics on SQLite, with a file object store beside it.
+
+Layout of a catalog folder (default ``.deriva/`` at the project root)::
+
+    .deriva/
+      .gitignore          "*": the folder keeps itself out of git, as .pytest_cache does
+      catalog.sqlite      tables "<schema>:<table>", the model document, RIDs and history
+      objects/            the object store (content addressed by MD5)
+
+Several processes may write at once (pytest-xdist workers, Hydra launchers): the database runs
+in WAL mode with a long busy timeout and every write is a ``BEGIN IMMEDIATE`` transaction.
+RIDs come from one catalog-wide sequence, so a RID names one row in one table. Every write
+appends the row as written to a history table under a snapshot number; reading "as of"
+a snapshot replays that history, which is what dataset versions pin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_deriva._rid import decode_rid, encode_rid, is_rid, split_snapshot
+from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table
+from pytest_deriva.catalog.objectstore import FileObjectStore
+from pytest_deriva.catalog.port import Where
+from pytest_deriva.exceptions import (
+    DerivaMLConfigurationError,
+    DerivaMLDataError,
+    DerivaMLNotFoundError,
+    DerivaMLSchemaError,
+    DerivaMLTableNotFound,
+    DerivaMLValidationError,
+)
+
+__all__ = ["CATALOG_FILE", "EmbeddedCatalog", "is_embedded_catalog"]
+
+CATALOG_FILE = "catalog.sqlite"
+_FORMAT = "pytest-deriva-embedded-1"
+# RIDs start at 1-0000 so they have the familiar grouped form.
+_FIRST_RID_NUMBER = 32**4
+_GITIGNORE = "# Created by pytest-deriva automatically.\n*\n"
+
+_SQL_TYPES = {
+    "text": "TEXT",
+    "int2": "INTEGER",
+    "int4": "INTEGER",
+    "int8": "INTEGER",
+    "serial2": "INTEGER",
+    "serial4": "INTEGER",
+    "serial8": "INTEGER",
+    "float4": "REAL",
+    "float8": "REAL",
+    "numeric": "REAL",
+    "boolean": "INTEGER",
+    "date": "TEXT",
+    "timestamp": "TEXT",
+    "timestamptz": "TEXT",
+    "json": "TEXT",
+    "jsonb": "TEXT",
+    "array": "TEXT",
+}
+_JSON_TYPES = frozenset({"json", "jsonb", "array"})
+
+
+def _q(name: str) -> str:
+    """Quote an identifier. Identifiers come from the model only; values are always parameters."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def is_embedded_catalog(path: Path) -> bool:
+    """Whether ``path`` is a folder holding an embedded catalog."""
+    return (Path(path) / CATALOG_FILE).is_file()
+
+
+class EmbeddedCatalog:
+    """A catalog in a folder: SQLite for the tables, a file store for the objects.
+
+    Args:
+        path: The catalog folder. Created if it does not exist (unless ``create`` is False).
+        create: Whether a missing catalog may be created.
+    """
+
+    hostname = "localhost"
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.uri = str(self.path)
+        self.catalog_id = str(self.path)
+        db = self.path / CATALOG_FILE
+        if self.path.exists() and not self.path.is_dir():
+            raise DerivaMLConfigurationError(
+                f"Catalog path {self.path} is a file, not a catalog folder; name a folder (default .deriva)."
+            )
+        if not db.exists():
+            if not create:
+                raise DerivaMLConfigurationError(
+                    f"{self.path} is not an embedded catalog (no {CATALOG_FILE} in it); "
+                    "name the folder that holds one, or let pytest-deriva create it."
+                )
+            if self.path.exists() and any(p.name not in {".gitignore"} for p in self.path.iterdir()):
+                raise DerivaMLConfigurationError(
+                    f"{self.path} is not an embedded catalog: it has files but no {CATALOG_FILE}. "
+                    "Name an empty or new folder for a new catalog."
+                )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DerivaMLConfigurationError(f"Cannot create the catalog folder {self.path}: {e}") from e
+        gi = self.path / ".gitignore"
+        if not gi.exists():
+            gi.write_text(_GITIGNORE)
+        self._db_path = db
+        self.objects = FileObjectStore(self.path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._depth = 0
+        self._snap: int | None = None
+        self._model: Model | None = None
+        self._model_version = -1
+        self._init_db()
+
+    # -- connection and transactions ---------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross fork(): reopen in a child process (xdist, joblib).
+        if self._conn is None or self._pid != os.getpid():
+            try:
+                conn = sqlite3.connect(self._db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as e:
+                raise DerivaMLConfigurationError(f"Cannot open the catalog database {self._db_path}: {e}") from e
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn, self._pid, self._depth, self._snap = conn, os.getpid(), 0, None
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            conn = self._connection()
+            outer = self._depth == 0
+            if outer:
+                conn.execute("BEGIN IMMEDIATE")
+                self._snap = None
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    conn.execute("ROLLBACK")
+                    self._model = None  # the model may have changed inside the failed transaction
+                raise
+            else:
+                self._depth -= 1
+                if outer:
+                    conn.execute("COMMIT")
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(sql, params)
+        except sqlite3.IntegrityError as e:
+            raise DerivaMLDataError(f"The catalog refused the change: {e}.") from e
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                self._model = None
+            raise DerivaMLDataError(f"Catalog database error: {e}.") from e
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _init_db(self) -> None:
+        conn = self._connection()
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        with self.transaction():
+            conn.execute("CREATE TABLE IF NOT EXISTS _ermrest_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'format'").fetchone()
+            if row is None:
+                for stmt in (
+                    "CREATE TABLE _ermrest_rid (n INTEGER PRIMARY KEY AUTOINCREMENT, tname TEXT NOT NULL)",
+                    "CREATE TABLE _ermrest_snapshot (snap INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL)",
+                    "CREATE TABLE _ermrest_history (snap INTEGER NOT NULL, tname TEXT NOT NULL, rid TEXT NOT NULL, row TEXT)",
+                    "CREATE INDEX _ermrest_history_idx ON _ermrest_history (tname, rid, snap)",
+                ):
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('_ermrest_rid', ?)", (_FIRST_RID_NUMBER - 1,))
+                conn.execute("INSERT INTO _ermrest_meta VALUES ('format', ?)", (_FORMAT,))
+                conn.execute("INSERT INTO _ermrest_meta VALUES ('model', ?)", (json.dumps({"schemas": {}}),))
+                conn.execute("INSERT INTO _ermrest_meta VALUES ('model_version', '0')")
+            elif row[0] != _FORMAT:
+                raise DerivaMLConfigurationError(
+                    f"{self._db_path} was written by an unknown format {row[0]!r}; this version reads {_FORMAT!r}."
+                )
+
+    # -- the model ---------------------------------------------------------------------------
+    @property
+    def model(self) -> Model:
+        with self._lock:
+            if self._model is None:
+                return self.refresh_model()
+            return self._model
+
+    def refresh_model(self) -> Model:
+        with self._lock:
+            conn = self._connection()
+            version = int(conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'model_version'").fetchone()[0])
+            if self._model is None or version != self._model_version:
+                doc = json.loads(conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'model'").fetchone()[0])
+                self._model = Model(doc)
+                self._model_version = version
+            return self._model
+
+    def _save_model(self, doc: dict[str, Any]) -> None:
+        conn = self._connection()
+        conn.execute("UPDATE _ermrest_meta SET value = ? WHERE key = 'model'", (json.dumps(doc),))
+        conn.execute("UPDATE _ermrest_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'model_version'")
+        self._model = None
+
+    def create_schema(self, name: str, comment: str | None = None) -> None:
+        with self.transaction():
+            doc = self.refresh_model().doc
+            if name in doc["schemas"]:
+                return
+            doc["schemas"][name] = {"schema_name": name, "comment": comment, "annotations": {}, "tables": {}}
+            self._save_model(doc)
+
+    def create_table(self, schema: str, table_doc: Mapping[str, Any], exists_ok: bool = False) -> None:
+        tdoc = json.loads(json.dumps(table_doc))  # a private deep copy
+        tname = tdoc["table_name"]
+        tdoc["schema_name"] = schema
+        for fk in tdoc.get("foreign_keys", []):
+            for c in fk["foreign_key_columns"]:
+                c.setdefault("schema_name", schema)
+                c.setdefault("table_name", tname)
+            fk["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in fk.get("names") or []]
+        for k in tdoc.get("keys", []):
+            k["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in k.get("names") or []]
+        with self.transaction():
+            doc = self.refresh_model().doc
+            if schema not in doc["schemas"]:
+                raise DerivaMLSchemaError(f"Schema {schema!r} does not exist; create it first.")
+            if tname in doc["schemas"][schema]["tables"]:
+                if exists_ok:
+                    return
+                raise DerivaMLSchemaError(f"Table {schema}:{tname} already exists.")
+            columns = []
+            for c in tdoc["column_definitions"]:
+                base = Column(None, c).base_typename  # type: ignore[arg-type]
+                sql = f"{_q(c['name'])} {_SQL_TYPES.get(base, 'TEXT')}"
+                if c["name"] == "RID":
+                    sql += " PRIMARY KEY"
+                elif not c.get("nullok", True) and c["name"] not in SYSTEM_COLUMNS:
+                    sql += " NOT NULL"
+                columns.append(sql)
+            constraints = [
+                f"UNIQUE ({', '.join(_q(x) for x in k['unique_columns'])})"
+                for k in tdoc.get("keys", [])
+                if k["unique_columns"] != ["RID"]
+            ]
+            for fk in tdoc.get("foreign_keys", []):
+                ref = fk["referenced_columns"]
+                target = f"{ref[0]['schema_name']}:{ref[0]['table_name']}"
+                on_delete = fk.get("on_delete") or "NO ACTION"
+                constraints.append(
+                    f"FOREIGN KEY ({', '.join(_q(c['column_name']) for c in fk['foreign_key_columns'])}) "
+                    f"REFERENCES {_q(target)} ({', '.join(_q(c['column_name']) for c in ref)}) ON DELETE {on_delete}"
+                    " DEFERRABLE INITIALLY DEFERRED"
+                )
+            self._exec(f"CREATE TABLE {_q(f'{schema}:{tname}')} ({', '.join(columns + constraints)})")
+            doc["schemas"][schema]["tables"][tname] = tdoc
+            self._save_model(doc)
+
+    def _table(self, schema: str, table: str) -> Table:
+        for attempt in (0, 1):
+            model = self.model if attempt == 0 else self.refresh_model()
+            s = model.schemas.get(schema)
+            if s is not None and table in s.tables:
+                return s.tables[table]
+        raise DerivaMLTableNotFound(f"{schema}:{table}")
+
+    # -- values ------------------------------------------------------------------------------
+    @staticmethod
+    def _to_sql(base: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if base in _JSON_TYPES:
+            return json.dumps(value)
+        if base == "boolean":
+            return int(bool(value))
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        return value
+
+    @staticmethod
+    def _from_sql(base: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if base in _JSON_TYPES:
+            return json.loads(value)
+        if base == "boolean":
+            return bool(value)
+        return value
+
+    def _decode_row(self, t: Table, row: sqlite3.Row | tuple[Any, ...], names: Sequence[str]) -> dict[str, Any]:
+        return {n: self._from_sql(t.columns[n].base_typename, v) for n, v in zip(names, row, strict=True)}
+
+    def _check_columns(self, t: Table, names: Iterable[str]) -> None:
+        unknown = [n for n in names if n not in t.columns]
+        if unknown:
+            raise DerivaMLValidationError(
+                f"Table {t.qualified_name} has no column {', '.join(map(repr, unknown))}; "
+                f"its columns are {', '.join(t.columns)}."
+            )
+
+    def _where(self, t: Table, where: Where | None) -> tuple[str, list[Any]]:
+        if not where:
+            return "", []
+        self._check_columns(t, where)
+        parts, params = [], []
+        for name, value in where.items():
+            base = t.columns[name].base_typename
+            if value is None:
+                parts.append(f"{_q(name)} IS NULL")
+            elif isinstance(value, list | tuple | set | frozenset):
+                values = list(value)
+                if not values:
+                    parts.append("0")
+                else:
+                    parts.append(f"{_q(name)} IN ({', '.join('?' * len(values))})")
+                    params += [self._to_sql(base, v) for v in values]
+            else:
+                parts.append(f"{_q(name)} = ?")
+                params.append(self._to_sql(base, value))
+        return " WHERE " + " AND ".join(parts), params
+
+    def _snapshot_number(self) -> int:
+        if self._snap is None:
+            cur = self._connection().execute("INSERT INTO _ermrest_snapshot (ts) VALUES (?)", (_now(),))
+            self._snap = int(cur.lastrowid or 0)
+        return self._snap
+
+    def _history(self, t: Table, rid: str, row: dict[str, Any] | None) -> None:
+        self._connection().execute(
+            "INSERT INTO _ermrest_history (snap, tname, rid, row) VALUES (?, ?, ?, ?)",
+            (self._snapshot_number(), t.qualified_name, rid, None if row is None else json.dumps(row, default=str)),
+        )
+
+    # -- entities ----------------------------------------------------------------------------
+    def insert(
+        self,
+        schema: str,
+        table: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        on_conflict_skip: bool = False,
+    ) -> list[dict[str, Any]]:
+        t = self._table(schema, table)
+        rows = list(rows)
+        if not rows:
+            return []
+        for row in rows:
+            self._check_columns(t, row)
+        cols = list(t.columns.values())
+        names = [c.name for c in cols]
+        sql = (
+            f"INSERT INTO {_q(t.qualified_name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
+            + (" ON CONFLICT DO NOTHING" if on_conflict_skip else "")
+        )
+        out: list[dict[str, Any]] = []
+        with self.transaction():
+            conn = self._connection()
+            now = _now()
+            for row in rows:
+                n = conn.execute("INSERT INTO _ermrest_rid (tname) VALUES (?)", (t.qualified_name,)).lastrowid
+                rid = encode_rid(int(n or 0))
+                full: dict[str, Any] = {}
+                for c in cols:
+                    if c.name == "RID":
+                        value: Any = rid
+                    elif c.name in ("RCT", "RMT"):
+                        value = now
+                    elif c.name in row:
+                        value = row[c.name]
+                    elif isinstance(c.default, str) and c.typename in ("ermrest_curie", "ermrest_uri"):
+                        value = c.default.replace("{RID}", rid)
+                    else:
+                        value = c.default
+                    if value is None and not c.nullok and c.name not in SYSTEM_COLUMNS:
+                        raise DerivaMLValidationError(
+                            f"Column {t.qualified_name}.{c.name} needs a value (it is not nullable and has no default)."
+                        )
+                    full[c.name] = value
+                cur = self._exec(sql, [self._to_sql(c.base_typename, full[c.name]) for c in cols])
+                if cur.rowcount == 0:  # skipped on conflict: give the RID number back to nobody
+                    conn.execute("DELETE FROM _ermrest_rid WHERE n = ?", (n,))
+                    continue
+                self._history(t, rid, full)
+                out.append(full)
+        return out
+
+    def update(self, schema: str, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        t = self._table(schema, table)
+        rows = list(rows)
+        for row in rows:
+            if "RID" not in row:
+                raise DerivaMLValidationError(f"Rows to update in {t.qualified_name} need their RID: {dict(row)!r}")
+            self._check_columns(t, row)
+        names = list(t.columns)
+        out = []
+        with self.transaction():
+            now = _now()
+            for row in rows:
+                changes = {k: v for k, v in row.items() if k not in SYSTEM_COLUMNS}
+                changes["RMT"] = now
+                sets = ", ".join(f"{_q(k)} = ?" for k in changes)
+                params = [self._to_sql(t.columns[k].base_typename, v) for k, v in changes.items()]
+                cur = self._exec(
+                    f"UPDATE {_q(t.qualified_name)} SET {sets} WHERE \"RID\" = ? RETURNING {', '.join(map(_q, names))}",
+                    [*params, row["RID"]],
+                )
+                stored = cur.fetchone()
+                if stored is None:
+                    raise DerivaMLNotFoundError(f"No row with RID {row['RID']} in {t.qualified_name} to update.")
+                full = self._decode_row(t, stored, names)
+                self._history(t, row["RID"], full)
+                out.append(full)
+        return out
+
+    def select(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]:
+        t = self._table(schema, table)
+        names = list(columns) if columns else list(t.columns)
+        self._check_columns(t, names)
+        if order_by:
+            self._check_columns(t, order_by)
+        if snapshot is not None:
+            return self._select_snapshot(t, where, names, order_by, limit, snapshot)
+        clause, params = self._where(t, where)
+        sql = f"SELECT {', '.join(map(_q, names))} FROM {_q(t.qualified_name)}{clause}"
+        if order_by:
+            sql += " ORDER BY " + ", ".join(_q(c) for c in order_by)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._exec(sql, params).fetchall()
+        return [self._decode_row(t, r, names) for r in rows]
+
+    def _snapshot_int(self, snapshot: str) -> int:
+        if not is_rid(snapshot):
+            raise DerivaMLValidationError(f"{snapshot!r} is not a snapshot id of this catalog.")
+        n = decode_rid(snapshot)
+        with self._lock:
+            latest = self._connection().execute("SELECT COALESCE(MAX(snap), 0) FROM _ermrest_snapshot").fetchone()[0]
+        if n > latest:
+            raise DerivaMLNotFoundError(f"Snapshot {snapshot} does not exist yet in catalog {self.uri}.")
+        return n
+
+    def _select_snapshot(
+        self,
+        t: Table,
+        where: Where | None,
+        names: Sequence[str],
+        order_by: Sequence[str] | None,
+        limit: int | None,
+        snapshot: str,
+    ) -> list[dict[str, Any]]:
+        n = self._snapshot_int(snapshot)
+        sql = (
+            "SELECT h.row FROM _ermrest_history h WHERE h.tname = ? AND h.snap = "
+            "(SELECT MAX(h2.snap) FROM _ermrest_history h2 WHERE h2.tname = h.tname AND h2.rid = h.rid AND h2.snap <= ?)"
+        )
+        with self._lock:
+            raw = [r[0] for r in self._connection().execute(sql, (t.qualified_name, n)).fetchall()]
+        rows = [json.loads(r) for r in raw if r is not None]
+        if where:
+            self._check_columns(t, where)
+
+            def keep(row: dict[str, Any]) -> bool:
+                for k, v in where.items():
+                    if isinstance(v, list | tuple | set | frozenset):
+                        if row.get(k) not in v:
+                            return False
+                    elif row.get(k) != v:
+                        return False
+                return True
+
+            rows = [r for r in rows if keep(r)]
+        if order_by:
+            rows.sort(key=lambda r: tuple((r.get(c) is None, r.get(c)) for c in order_by))
+        if limit is not None:
+            rows = rows[:limit]
+        return [{k: r.get(k) for k in names} for r in rows]
+
+    def delete(self, schema: str, table: str, where: Where) -> int:
+        t = self._table(schema, table)
+        if not where:
+            raise DerivaMLValidationError(f"Refusing to delete every row of {t.qualified_name}: give a filter.")
+        clause, params = self._where(t, where)
+        with self.transaction():
+            rids = [r[0] for r in self._exec(f'SELECT "RID" FROM {_q(t.qualified_name)}{clause}', params).fetchall()]
+            if rids:
+                self._exec(f'DELETE FROM {_q(t.qualified_name)}{clause}', params)
+                for rid in rids:
+                    self._history(t, rid, None)
+        return len(rids)
+
+    def resolve_rid(self, rid: str) -> tuple[str, str]:
+        if not is_rid(rid):
+            raise DerivaMLValidationError(
+                f"{rid!r} is not a RID. RIDs are upper-case base-32 groups such as '1-ABCD'; copy it from a record."
+            )
+        base, snap = split_snapshot(rid)
+        with self._lock:
+            found = self._connection().execute("SELECT tname FROM _ermrest_rid WHERE n = ?", (decode_rid(base),)).fetchone()
+        if found is not None:
+            sname, _, tname = found[0].partition(":")
+            t = self._table(sname, tname)
+            if snap is not None:
+                present = bool(self._select_snapshot(t, {"RID": base}, ["RID"], None, 1, snap))
+            else:
+                with self._lock:
+                    present = self._exec(f'SELECT 1 FROM {_q(t.qualified_name)} WHERE "RID" = ?', [base]).fetchone() is not None
+            if present:
+                return sname, tname
+        raise DerivaMLNotFoundError(f"RID {rid} does not exist in catalog {self.uri}.")
+
+    def snapshot(self) -> str:
+        with self._lock:
+            n = self._connection().execute("SELECT COALESCE(MAX(snap), 0) FROM _ermrest_snapshot").fetchone()[0]
+        return encode_rid(int(n))
+
+    def __repr__(self) -> str:
+        return f"EmbeddedCatalog({str(self.path)!r})"

@@ -1,0 +1,119 @@
+"""A content-addressed file store: the embedded counterpart of Hatrac.
+
+Objects live under ``objects/<md5[:2]>/<md5>``; a URL has the server's form
+``/hatrac/<namespace>/<md5>.<filename>``, so rows recorded here read the same as on a server and
+the MD5 in the URL finds the bytes. Writes go through a temporary file and an atomic rename,
+so a crash never leaves a half-written object under its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from pytest_deriva.catalog.port import StoredObject
+from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLNotFoundError, DerivaMLValidationError
+
+__all__ = ["FileObjectStore", "md5_of"]
+
+_CHUNK = 1 << 20
+_URL_RE = re.compile(r"^/hatrac/(?P<ns>[^/]+)/(?P<md5>[0-9a-f]{32})\.(?P<name>[^/]+)$")
+
+
+def md5_of(path: Path) -> tuple[str, int]:
+    """The hex MD5 and length of a file."""
+    h = hashlib.md5(usedforsecurity=False)
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
+    """Copy ``src`` into a temporary file in ``dst_dir``, hashing on the way."""
+    h = hashlib.md5(usedforsecurity=False)
+    n = 0
+    fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=".incoming-")
+    try:
+        with src.open("rb") as fin, os.fdopen(fd, "wb") as fout:
+            while chunk := fin.read(_CHUNK):
+                h.update(chunk)
+                fout.write(chunk)
+                n += len(chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp), h.hexdigest(), n
+
+
+class FileObjectStore:
+    """Objects in a folder, addressed by MD5."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._incoming = root / "incoming"
+
+    def _object_path(self, md5: str) -> Path:
+        return self._objects / md5[:2] / md5
+
+    @staticmethod
+    def url_for(namespace: str, md5: str, filename: str) -> str:
+        """The URL an object gets: ``/hatrac/<namespace>/<md5>.<filename>``, quoted like Hatrac."""
+        if not filename or "/" in filename or "\x00" in filename:
+            raise DerivaMLValidationError(f"File name {filename!r} cannot be stored; use a plain file name.")
+        return f"/hatrac/{quote(namespace, safe='')}/{md5}.{quote(filename, safe='')}"
+
+    @staticmethod
+    def parse_url(url: str) -> tuple[str, str, str]:
+        """Split a URL into ``(namespace, md5, filename)``."""
+        m = _URL_RE.match(url)
+        if not m:
+            raise DerivaMLNotFoundError(f"{url!r} is not an object URL of this store (/hatrac/<table>/<md5>.<name>).")
+        return unquote(m["ns"]), m["md5"], unquote(m["name"])
+
+    def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
+        source = Path(source)
+        if not source.is_file():
+            raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        tmp, digest, length = _copy_hashing(source, self._incoming)
+        if md5 is not None and md5 != digest:
+            tmp.unlink(missing_ok=True)
+            raise DerivaMLDataError(f"{source} changed while it was stored (MD5 {digest}, expected {md5}).")
+        final = self._object_path(digest)
+        if final.exists():
+            tmp.unlink(missing_ok=True)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        return StoredObject(self.url_for(namespace, digest, filename), digest, length)
+
+    def get(self, url: str, dest: Path) -> Path:
+        _, md5, _ = self.parse_url(url)
+        src = self._object_path(md5)
+        if not src.is_file():
+            raise DerivaMLNotFoundError(f"Object {url} is missing from the store at {self._objects}.")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp, digest, _ = _copy_hashing(src, dest.parent)
+        if digest != md5:
+            tmp.unlink(missing_ok=True)
+            raise DerivaMLDataError(
+                f"Object {url} fails its checksum (MD5 {digest}, expected {md5}); the stored file {src} is corrupt."
+            )
+        os.replace(tmp, dest)
+        return dest
+
+    def exists(self, url: str) -> bool:
+        try:
+            _, md5, _ = self.parse_url(url)
+        except DerivaMLNotFoundError:
+            return False
+        return self._object_path(md5).is_file()

@@ -1,0 +1,115 @@
+"""The catalog port: the ERMrest-shaped interface the ML layer talks to.
+
+Two adapters implement it: the embedded store (:mod:`pytest_deriva.catalog.embedded`, SQLite
+plus a content-addressed file store) and, for a DERIVA server, the ``deriva`` client. The ML
+layer sees only this protocol, so a run means the same thing in either place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pytest_deriva.catalog.model import Model
+
+__all__ = ["CatalogPort", "ObjectStore", "StoredObject", "Where"]
+
+#: Row filter: column -> value (equality), list/tuple of values (IN) or None (IS NULL).
+Where = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A file in the object store: its URL (what asset rows record), MD5 (hex) and length."""
+
+    url: str
+    md5: str
+    length: int
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Files by URL, verified by MD5 (Hatrac on a server)."""
+
+    def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
+        """Store ``source`` under ``/hatrac/<namespace>/<md5>.<filename>`` and return where."""
+        ...
+
+    def get(self, url: str, dest: Path) -> Path:
+        """Write the object at ``url`` to ``dest``, verifying its checksum."""
+        ...
+
+    def exists(self, url: str) -> bool: ...
+
+
+@runtime_checkable
+class CatalogPort(Protocol):
+    """Entity and model operations on one catalog."""
+
+    #: Where this catalog is: a folder path for the embedded store, an ERMrest URL for a server.
+    uri: str
+    #: Host name for records that name the catalog (``localhost`` for the embedded store).
+    hostname: str
+    #: Catalog id: the catalog number on a server, the folder for the embedded store.
+    catalog_id: str
+    objects: ObjectStore
+
+    @property
+    def model(self) -> Model: ...
+
+    def refresh_model(self) -> Model:
+        """Re-read the model (another process may have added tables)."""
+        ...
+
+    def create_schema(self, name: str, comment: str | None = None) -> None: ...
+
+    def create_table(self, schema: str, table_doc: Mapping[str, Any], exists_ok: bool = False) -> None: ...
+
+    def insert(
+        self,
+        schema: str,
+        table: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        on_conflict_skip: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Insert rows, filling defaults and system columns; return the rows as stored.
+
+        With ``on_conflict_skip``, rows that collide with an existing key are skipped and not returned.
+        """
+        ...
+
+    def update(self, schema: str, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Update rows identified by their ``RID``; only the columns given change."""
+        ...
+
+    def select(
+        self,
+        schema: str,
+        table: str,
+        where: Where | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        snapshot: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def delete(self, schema: str, table: str, where: Where) -> int: ...
+
+    def resolve_rid(self, rid: str) -> tuple[str, str]:
+        """The ``(schema, table)`` holding ``rid``; raises if there is none."""
+        ...
+
+    def snapshot(self) -> str:
+        """The id of the catalog's current state; ``select(..., snapshot=id)`` reads it later."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes so that they all happen or none does."""
+        ...
+
+    def close(self) -> None: ...

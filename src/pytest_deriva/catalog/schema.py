@@ -1,0 +1,284 @@
+"""The ``deriva-ml`` schema as ERMrest JSON, written once and applied to either adapter.
+
+Table documents are built with the ``deriva`` package's model helpers (``Table.define*``), so
+they are exactly what a DERIVA server accepts. The ``deriva`` import is deferred to the
+functions here: opening an existing catalog never needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pytest_deriva.enums import MLAsset, MLVocab
+
+__all__ = [
+    "ML_SCHEMA",
+    "SEED_TERMS",
+    "asset_association_tables",
+    "asset_table",
+    "association_table",
+    "column",
+    "ml_schema_tables",
+    "plain_table",
+    "public_schema_tables",
+    "vocabulary_table",
+]
+
+ML_SCHEMA = "deriva-ml"
+
+#: Terms every new catalog starts with (catalog-model.md), as (name, description).
+SEED_TERMS: dict[str, list[tuple[str, str]]] = {
+    MLVocab.asset_type: [
+        ("Execution_Config", "Configuration file of an execution, such as a uv.lock."),
+        ("Runtime_Env", "Snapshot of the runtime environment an execution ran in."),
+        ("Hydra_Config", "Hydra configuration file of an execution."),
+        ("Deriva_Config", "The ExecutionConfiguration of an execution, as JSON."),
+        ("Execution_Metadata", "Metadata file recorded with an execution."),
+        ("Execution_Asset", "File produced or used by an execution."),
+        ("File", "A file registered in the catalog."),
+        ("Input_File", "A file an execution read."),
+        ("Output_File", "A file an execution wrote."),
+        ("Model_File", "Trained model weights or a serialized model."),
+        ("Notebook_Output", "An executed notebook."),
+    ],
+    MLVocab.asset_role: [
+        ("Input", "The asset was an input of the execution."),
+        ("Output", "The asset was an output of the execution."),
+    ],
+    MLVocab.dataset_type: [
+        ("Complete", "A dataset with every member of its kind."),
+        ("File", "A dataset of files."),
+        ("Training", "A dataset for training a model."),
+        ("Testing", "A dataset for testing a model."),
+        ("Validation", "A dataset for validating a model."),
+        ("Split", "A dataset split into parts."),
+        ("Labeled", "A dataset whose members carry labels."),
+        ("Unlabeled", "A dataset whose members carry no labels."),
+    ],
+    MLVocab.workflow_type: [
+        ("Training", "Trains a model."),
+        ("Testing", "Tests a model."),
+        ("Prediction", "Predicts with a trained model."),
+        ("Feature_Creation", "Computes feature values."),
+        ("Visualization", "Makes figures or other visual output."),
+        ("Analysis", "Analyses data or results."),
+        ("Ingest", "Loads data into the catalog."),
+        ("Data_Cleaning", "Cleans data."),
+        ("Embedding", "Computes embeddings."),
+        ("Dataset_Management", "Creates or edits datasets."),
+        ("VGG19", "Uses a VGG19 network."),
+        ("RETFound", "Uses the RETFound foundation model."),
+        ("Multimodal", "Combines several data modalities."),
+    ],
+    MLVocab.feature_name: [],
+}
+
+
+def _em() -> Any:
+    from deriva.core import ermrest_model
+
+    return ermrest_model
+
+
+def column(name: str, typename: str, *, nullok: bool = True, default: Any = None, comment: str | None = None) -> dict[str, Any]:
+    """An ERMrest column definition of a builtin type (``text``, ``int4``, ``text[]``, ...)."""
+    em = _em()
+    return dict(em.Column.define(name, em.builtin_types[typename], nullok=nullok, default=default, comment=comment))
+
+
+def _fkey(cols: Sequence[str], schema: str, table: str, refcols: Sequence[str], on_delete: str = "NO ACTION") -> dict[str, Any]:
+    return dict(_em().ForeignKey.define(list(cols), schema, table, list(refcols), on_delete=on_delete))
+
+
+def vocabulary_table(name: str, schema: str = ML_SCHEMA, comment: str | None = None) -> dict[str, Any]:
+    """A controlled vocabulary (ID, URI, Name, Description, Synonyms)."""
+    return dict(_em().Table.define_vocabulary(name, f"{schema}:{{RID}}", comment=comment))
+
+
+def plain_table(
+    name: str,
+    columns: Iterable[dict[str, Any]] = (),
+    *,
+    keys: Iterable[Sequence[str]] = (),
+    fkeys: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] = (),
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """A table with the given columns, unique keys and foreign keys ``(cols, schema, table, refcols)``."""
+    em = _em()
+    return dict(
+        em.Table.define(
+            name,
+            column_defs=list(columns),
+            key_defs=[em.Key.define(list(k)) for k in keys],
+            fkey_defs=[_fkey(*fk) for fk in fkeys],
+            comment=comment,
+        )
+    )
+
+
+def association_table(
+    name: str,
+    left: tuple[str, str, str, str],
+    right: tuple[str, str, str, str],
+    extra: Iterable[dict[str, Any]] = (),
+    extra_fkeys: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] = (),
+) -> dict[str, Any]:
+    """An association ``name`` with columns ``left``/``right`` = (column, schema, table, refcolumn)."""
+    cols = [column(left[0], "text", nullok=False), column(right[0], "text", nullok=False), *extra]
+    return plain_table(
+        name,
+        cols,
+        keys=[(left[0], right[0])],
+        fkeys=[
+            ([left[0]], left[1], left[2], [left[3]]),
+            ([right[0]], right[1], right[2], [right[3]]),
+            *extra_fkeys,
+        ],
+    )
+
+
+def asset_table(
+    schema: str,
+    name: str,
+    metadata_columns: Iterable[dict[str, Any]] = (),
+    fkeys: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] = (),
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """An asset table (URL, Filename, Description, Length, MD5, plus metadata columns)."""
+    em = _em()
+    return dict(
+        em.Table.define_asset(
+            schema,
+            name,
+            hatrac_template=f"/hatrac/{name}/{{{{{{MD5}}}}}}.{{{{{{Filename}}}}}}",
+            column_defs=list(metadata_columns),
+            fkey_defs=[_fkey(*fk) for fk in fkeys],
+            comment=comment,
+        )
+    )
+
+
+def asset_association_tables(schema: str, name: str, ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
+    """``<Asset>_Asset_Type`` and ``<Asset>_Execution`` for asset table ``schema:name``."""
+    return [
+        association_table(
+            f"{name}_Asset_Type",
+            (name, schema, name, "RID"),
+            ("Asset_Type", ml_schema, "Asset_Type", "Name"),
+        ),
+        association_table(
+            f"{name}_Execution",
+            (name, schema, name, "RID"),
+            ("Execution", ml_schema, "Execution", "RID"),
+            extra=[column("Asset_Role", "text", nullok=True)],
+            extra_fkeys=[(["Asset_Role"], ml_schema, "Asset_Role", ["Name"])],
+        ),
+    ]
+
+
+def public_schema_tables() -> list[dict[str, Any]]:
+    """``public.ERMrest_Client``, which the system columns RCB and RMB reference on every server."""
+    return [
+        plain_table(
+            "ERMrest_Client",
+            [
+                column("ID", "text", nullok=False),
+                column("Display_Name", "text"),
+                column("Full_Name", "text"),
+                column("Email", "text"),
+                column("Client_Object", "jsonb"),
+            ],
+            keys=[("ID",)],
+        )
+    ]
+
+
+def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
+    """Every table of a new ``deriva-ml`` schema, in creation order."""
+    tables: list[dict[str, Any]] = [vocabulary_table(v.value, s) for v in MLVocab]
+    tables += [
+        plain_table(
+            "Workflow",
+            [
+                column("Name", "text"),
+                column("Description", "markdown"),
+                column("URL", "ermrest_uri"),
+                column("Checksum", "text"),
+                column("Version", "text"),
+            ],
+            comment="A program whose runs are executions: its source URL at a commit and checksum.",
+        ),
+        association_table(
+            "Workflow_Workflow_Type",
+            ("Workflow", s, "Workflow", "RID"),
+            ("Workflow_Type", s, "Workflow_Type", "Name"),
+        ),
+        plain_table(
+            "Execution",
+            [
+                column("Workflow", "text"),
+                column("Description", "markdown"),
+                column("Duration", "text"),
+                column("Status", "text"),
+                column("Status_Detail", "text"),
+            ],
+            fkeys=[(["Workflow"], s, "Workflow", ["RID"])],
+            comment="One run of a workflow.",
+        ),
+        plain_table(
+            "Execution_Execution",
+            [
+                column("Execution", "text", nullok=False),
+                column("Nested_Execution", "text", nullok=False),
+                column("Sequence", "int4"),
+            ],
+            keys=[("Execution", "Nested_Execution")],
+            fkeys=[
+                (["Execution"], s, "Execution", ["RID"]),
+                (["Nested_Execution"], s, "Execution", ["RID"]),
+            ],
+            comment="Nesting of executions: a parent (Execution) and its child (Nested_Execution).",
+        ),
+        plain_table(
+            "Dataset",
+            [column("Description", "markdown"), column("Deleted", "boolean"), column("Version", "text")],
+            fkeys=[(["Version"], s, "Dataset_Version", ["RID"])],
+        ),
+        plain_table(
+            "Dataset_Version",
+            [
+                column("Version", "text", nullok=False, default="0.1.0"),
+                column("Description", "markdown"),
+                column("Dataset", "text", nullok=False),
+                column("Execution", "text"),
+                column("Minid", "text"),
+                column("Minid_Spec_Hash", "text"),
+                column("Snapshot", "text"),
+            ],
+            keys=[("Dataset", "Version")],
+            fkeys=[(["Dataset"], s, "Dataset", ["RID"]), (["Execution"], s, "Execution", ["RID"])],
+        ),
+        association_table(
+            "Dataset_Dataset_Type",
+            ("Dataset", s, "Dataset", "RID"),
+            ("Dataset_Type", s, "Dataset_Type", "Name"),
+        ),
+        association_table(
+            "Dataset_Dataset",
+            ("Dataset", s, "Dataset", "RID"),
+            ("Nested_Dataset", s, "Dataset", "RID"),
+        ),
+        association_table(
+            "Dataset_Execution",
+            ("Dataset", s, "Dataset", "RID"),
+            ("Execution", s, "Execution", "RID"),
+        ),
+    ]
+    for asset in MLAsset:
+        tables.append(asset_table(s, asset.value))
+        tables += asset_association_tables(s, asset.value, s)
+    tables.append(
+        association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID"))
+    )
+    return tables
