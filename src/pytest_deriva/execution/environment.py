@@ -1,0 +1,93 @@
+"""The runtime-environment snapshot every execution records, computed once per process.
+
+Only what describes the software is kept: Python, platform, installed distributions, and the
+values of a short allow-list of environment variables. Credentials never reach a record: other
+variables are not recorded at all, and argv entries that carry secrets are redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import threading
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+__all__ = ["environment_snapshot", "get_execution_environment", "redact_argv"]
+
+_ENV_ALLOW = re.compile(
+    r"^(VIRTUAL_ENV|CONDA_DEFAULT_ENV|CONDA_PREFIX|PYTHONHASHSEED|PYTHONPATH|LANG|LC_ALL|TZ|"
+    r"CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|"
+    r"DERIVA_ML_ALLOW_DIRTY|DERIVA_ML_DRY_RUN|CI)$"
+)
+_SECRET = re.compile(r"(token|secret|passw(or)?d|api[_-]?key|credential|auth|cookie|bearer)", re.IGNORECASE)
+_lock = threading.Lock()
+_cached: dict[str, Any] | None = None
+_snapshot: tuple[str, str] | None = None
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` with values of secret-looking options replaced by ``***``."""
+    out: list[str] = []
+    redact_next = False
+    for arg in argv:
+        if redact_next:
+            out.append("***")
+            redact_next = False
+            continue
+        if arg.startswith("-") and _SECRET.search(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=***")
+            else:
+                out.append(arg)
+                redact_next = True
+            continue
+        if "=" in arg and _SECRET.search(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=***")
+            continue
+        out.append(re.sub(r"(://)[^/@\s]+@", r"\1***@", arg))
+    return out
+
+
+def get_execution_environment() -> dict[str, Any]:
+    """Python, platform and package versions of this process (computed once, then reused)."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            dists = sorted(
+                {(d.metadata["Name"] or "", d.version) for d in metadata.distributions() if d.metadata["Name"]},
+                key=lambda x: x[0].lower(),
+            )
+            _cached = {
+                "python": {"version": sys.version, "implementation": platform.python_implementation(), "executable": sys.executable},
+                "platform": {
+                    "system": platform.system(),
+                    "release": platform.release(),
+                    "machine": platform.machine(),
+                    "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(),
+                },
+                "packages": {name: version for name, version in dists},
+                "environment": {k: v for k, v in sorted(os.environ.items()) if _ENV_ALLOW.match(k)},
+                "argv": redact_argv(list(sys.argv)),
+            }
+        return _cached
+
+
+def environment_snapshot() -> tuple[str, str]:
+    """The snapshot's file name ``environment_snapshot_<YYYYmmdd_HHMMSS>.txt`` and text, made once per process.
+
+    Every execution of the process records the same name and bytes, so the catalog stores one
+    object and one ``Execution_Metadata`` row for it however many executions reference it.
+    """
+    global _snapshot
+    env = get_execution_environment()
+    with _lock:
+        if _snapshot is None:
+            name = f"environment_snapshot_{datetime.now().strftime('%Y%m%d_%H%M%S')}.txt"
+            _snapshot = (name, json.dumps(env, indent=1, sort_keys=True))
+        return _snapshot

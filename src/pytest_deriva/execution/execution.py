@@ -1,0 +1,746 @@
+"""``Execution``: the lifecycle of one run, from creation to uploaded outputs.
+
+    config = ExecutionConfiguration(workflow=ml.create_workflow("train", "Training"), description="SVM")
+    with ml.create_execution(config) as exe:          # Running
+        path = exe.asset_file_path("Execution_Asset", "model.pkl")
+        path.write_bytes(...)                         # registered in the manifest at once
+    exe.upload_execution_outputs()                    # Completed, outputs in Execution_Asset
+
+Every file registered with :meth:`Execution.asset_file_path` is written through to a crash-safe
+manifest; each one either uploads or fails loudly and stays pending, to be uploaded later with
+``ml.restore_execution(rid).upload_execution_outputs()``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_deriva._rid import DRY_RUN_RID
+from pytest_deriva.catalog.model import Model, Table
+from pytest_deriva.catalog.port import StoredObject
+from pytest_deriva.enums import ExecMetadataType, MLAsset, MLVocab, Status
+from pytest_deriva.exceptions import (
+    DerivaMLConfigurationError,
+    DerivaMLException,
+    DerivaMLTableNotFound,
+    DerivaMLTableTypeError,
+    DerivaMLUploadError,
+    DerivaMLValidationError,
+)
+from pytest_deriva.execution import _paths
+from pytest_deriva.execution.configuration import ExecutionConfiguration
+from pytest_deriva.execution.environment import environment_snapshot, redact_argv
+from pytest_deriva.execution.manifest import AssetEntry, AssetFilePath, AssetManifest
+from pytest_deriva.execution.record import ExecutionRecord
+from pytest_deriva.execution.upload import UploadProgress
+from pytest_deriva.execution.workflow import Workflow
+
+if TYPE_CHECKING:
+    from pytest_deriva.ml import Asset, DerivaML
+
+__all__ = ["Execution", "format_duration"]
+
+_METADATA_DESCRIPTIONS = {
+    "configuration.json": "The ExecutionConfiguration of this execution, as JSON.",
+    "uv.lock": "The uv.lock of the workflow's repository: the exact package versions.",
+    "config.yaml": "Hydra: the composed configuration of this run.",
+    "overrides.yaml": "Hydra: the command-line overrides of this run.",
+    "hydra.yaml": "Hydra: Hydra's own configuration for this run.",
+}
+_ENV_SNAPSHOT_DESCRIPTION = "Runtime environment: Python, platform and installed packages."
+
+
+def format_duration(seconds: float) -> str:
+    """The catalog's ``Duration`` text: ``{hours}H {minutes}min {seconds}sec``, e.g. ``0.0H 0.0min 3.1416sec``."""
+    hours, remainder = divmod(seconds, 3600)
+    minutes, secs = divmod(remainder, 60)
+    return f"{round(hours, 0)}H {round(minutes, 0)}min {round(secs, 4)}sec"
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+class Execution:
+    """One run of a workflow, with its inputs, outputs and status.
+
+    Args:
+        configuration: Inputs, workflow and description.
+        ml_object: The catalog handle.
+        workflow: The workflow, if not in ``configuration``.
+        reload: The RID of an execution recorded earlier, to pick it up again (its files and manifest).
+        dry_run: Write nothing: the RID is ``0000`` and nothing is recorded or uploaded.
+    """
+
+    def __init__(
+        self,
+        configuration: ExecutionConfiguration,
+        ml_object: DerivaML,
+        workflow: Workflow | None = None,
+        reload: str | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        if not isinstance(configuration, ExecutionConfiguration):
+            raise DerivaMLValidationError(
+                f"configuration must be an ExecutionConfiguration, not {type(configuration).__name__}."
+            )
+        self.asset_paths: dict[str, list[AssetFilePath]] = {}
+        self.configuration = configuration
+        self._ml_object = ml_object
+        self._logger = ml_object._logger
+        self.start_time: datetime | None = None
+        self.stop_time: datetime | None = None
+        self._status = Status.created
+        self.uploaded_assets: dict[str, list[AssetFilePath]] | None = None
+        self._execution_record: ExecutionRecord | None = None
+        self._manifest: AssetManifest | None = None
+        self.dataset_rids: list[str] = []
+        self.datasets: list[Any] = []
+        self._working_dir = ml_object.working_dir
+        self._cache_dir = ml_object.cache_dir
+        if self._working_dir is None:
+            raise DerivaMLConfigurationError("DerivaML working_dir is not set; give DerivaML a working_dir.")
+        self._dry_run = dry_run or _truthy("DERIVA_ML_DRY_RUN")
+        if reload == DRY_RUN_RID:
+            self._dry_run = True
+        self.configuration.argv = redact_argv(list(sys.argv))
+
+        if workflow is not None:
+            self.configuration.workflow = workflow
+        wf = self.configuration.workflow
+        if wf is None:
+            raise DerivaMLException(
+                "No workflow: pass workflow= to create_execution or set ExecutionConfiguration.workflow "
+                "(ml.create_workflow(name, workflow_type) makes one)."
+            )
+        if not isinstance(wf, Workflow):
+            raise DerivaMLException(
+                f"Workflow must be a Workflow object, not {type(wf).__name__}. "
+                "Use ml.lookup_workflow(rid) or ml.lookup_workflow_by_url(url) to get one."
+            )
+
+        # Check every input before anything is written.
+        for wt in wf.workflow_type:
+            ml_object.lookup_term(MLVocab.workflow_type, wt)
+        for d in self.configuration.datasets:
+            ml_object._expect_table(d.rid, "Dataset", "a dataset")
+        if self.configuration.datasets and not hasattr(ml_object, "download_dataset_bag"):
+            raise DerivaMLException(
+                "This version of pytest-deriva cannot read dataset inputs yet (no download_dataset_bag); "
+                "remove datasets= from the ExecutionConfiguration."
+            )
+        for a in self.configuration.assets:
+            found = ml_object.resolve_rid(a.rid)
+            if not self._model.is_asset(found.table):
+                raise DerivaMLTableTypeError(
+                    "asset", a.rid, f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table."
+                )
+
+        self.workflow_rid = ml_object.add_workflow(wf) if not self._dry_run else DRY_RUN_RID
+        if reload:
+            self.execution_rid = reload
+        elif self._dry_run:
+            self.execution_rid = DRY_RUN_RID
+        else:
+            self.execution_rid = ml_object.catalog.insert(
+                ml_object.ml_schema,
+                "Execution",
+                [
+                    {
+                        "Description": self.configuration.description,
+                        "Workflow": self.workflow_rid,
+                        "Status": Status.created.value,
+                        "Status_Detail": "Execution created.",
+                    }
+                ],
+            )[0]["RID"]
+
+        if rid_path := os.environ.get("DERIVA_ML_SAVE_EXECUTION_RID"):
+            Path(rid_path).write_text(
+                json.dumps(
+                    {
+                        "hostname": ml_object.host_name,
+                        "catalog_id": ml_object.catalog_id,
+                        "workflow_rid": self.workflow_rid,
+                        "execution_rid": self.execution_rid,
+                    }
+                )
+            )
+
+        _paths.execution_root(self._working_dir, self.execution_rid)
+        if not self._dry_run:
+            if reload:
+                self._execution_record = ml_object.lookup_execution(self.execution_rid)
+            else:
+                self._execution_record = ExecutionRecord(
+                    self.execution_rid,
+                    workflow=self.workflow_rid,
+                    status=Status.created,
+                    description=self.configuration.description,
+                    _ml_instance=ml_object,
+                    _logger=self._logger,
+                )
+        self._initialize_execution(reload)
+
+    # -- set-up ------------------------------------------------------------------------------
+    @property
+    def _model(self) -> Model:
+        return self._ml_object.model
+
+    def _initialize_execution(self, reload: str | None = None) -> None:
+        for dataset in self.configuration.datasets:
+            self.update_status(Status.initializing, f"Materialize bag {dataset.rid}... ")
+            self.datasets.append(self._ml_object.download_dataset_bag(dataset))  # type: ignore[attr-defined]
+            self.dataset_rids.append(dataset.rid)
+        if self.dataset_rids and not (reload or self._dry_run):
+            self._ml_object.catalog.insert(
+                self._ml_object.ml_schema,
+                "Dataset_Execution",
+                [{"Dataset": d, "Execution": self.execution_rid} for d in self.dataset_rids],
+                on_conflict_skip=True,
+            )
+
+        if self.configuration.assets:
+            self.update_status(Status.running, "Downloading assets ...")
+        for spec in self.configuration.assets:
+            table = self._ml_object.resolve_rid(spec.rid).table.name
+            dest = _paths.execution_root(self._working_dir, self.execution_rid) / "downloaded-assets" / table
+            dest.mkdir(parents=True, exist_ok=True)
+            self.asset_paths.setdefault(table, []).append(
+                self.download_asset(spec.rid, dest, update_catalog=not (reload or self._dry_run), use_cache=spec.cache)
+            )
+
+        if reload or self._dry_run:
+            return
+        cfile = self.asset_file_path(
+            MLAsset.execution_metadata,
+            "configuration.json",
+            asset_types=ExecMetadataType.deriva_config.value,
+            description=_METADATA_DESCRIPTIONS["configuration.json"],
+        )
+        Path(cfile).write_text(json.dumps(self.configuration.model_dump(mode="json")), encoding="utf-8")
+        wf = self.configuration.workflow
+        assert wf is not None
+        if wf.git_root and (lock := Path(wf.git_root) / "uv.lock").is_file():
+            self.asset_file_path(
+                MLAsset.execution_metadata,
+                lock,
+                asset_types=ExecMetadataType.execution_config.value,
+                description=_METADATA_DESCRIPTIONS["uv.lock"],
+                copy_file=True,
+            )
+        if diff := wf.source_diff():
+            name = f"workflow-diff-{Path(wf.source_path or 'workflow').name}.patch"
+            dfile = self.asset_file_path(
+                MLAsset.execution_metadata,
+                name,
+                asset_types=ExecMetadataType.execution_config.value,
+                description=f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
+                f"(apply to {wf.url} to reproduce).",
+            )
+            Path(dfile).write_text(diff, encoding="utf-8")
+        self._upload_hydra_config_assets()
+        self._save_runtime_environment()
+        self.uploaded_assets = self._upload_execution_dirs()
+        self.start_time = datetime.now()
+        self.update_status(Status.pending, "Initialize status finished.")
+
+    def _save_runtime_environment(self) -> None:
+        name, text = environment_snapshot()
+        path = self.asset_file_path(
+            MLAsset.execution_metadata,
+            name,
+            asset_types=ExecMetadataType.runtime_env.value,
+            description=_ENV_SNAPSHOT_DESCRIPTION,
+        )
+        Path(path).write_text(text, encoding="utf-8")
+
+    def _upload_hydra_config_assets(self) -> None:
+        out = self._ml_object.hydra_runtime_output_dir
+        if not out or not Path(out).is_dir():
+            return
+        run_dir = Path(out).name
+        for f in sorted(Path(out).rglob("*")):
+            if f.is_dir():
+                continue
+            self.asset_file_path(
+                MLAsset.execution_metadata,
+                f,
+                rename_file=f"hydra-{run_dir}-{f.name}",
+                asset_types=ExecMetadataType.hydra_config.value,
+                description=_METADATA_DESCRIPTIONS.get(f.name),
+                copy_file=True,
+            )
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        if self._execution_record is not None:
+            return self._execution_record.status
+        return self._status
+
+    @status.setter
+    def status(self, value: Status) -> None:
+        self._status = value
+        if self._execution_record is not None:
+            self._execution_record._status = value
+
+    @property
+    def execution_record(self) -> ExecutionRecord | None:
+        return self._execution_record
+
+    @property
+    def working_dir(self) -> Path:
+        """This execution's own folder."""
+        return _paths.execution_root(self._working_dir, self.execution_rid)
+
+    @property
+    def catalog(self) -> DerivaML:
+        """The live catalog handle."""
+        return self._ml_object
+
+    @property
+    def database_catalog(self) -> Any:
+        """A catalog-like view of the first downloaded dataset, or None without datasets."""
+        if not self.datasets:
+            return None
+        return getattr(self.datasets[0], "database_catalog", None)
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
+    # -- status ------------------------------------------------------------------------------
+    def update_status(self, status: Status | str, msg: str) -> None:
+        """Set the execution's ``Status`` and ``Status_Detail`` in the catalog."""
+        status = Status(status)
+        self._status = status
+        self._logger.info("%s %s: %s", self.execution_rid, status.value, msg)
+        if self._dry_run or self._execution_record is None:
+            return
+        self._execution_record.update_status(status, msg)
+
+    def execution_start(self) -> None:
+        """Mark the start: record the time and set ``Running``."""
+        self.start_time = datetime.now()
+        self.uploaded_assets = None
+        # Upstream sets "Initializing" here; the model is running, so the record says so.
+        self.update_status(Status.running, "Start execution ...")
+
+    def _duration(self) -> str:
+        self.stop_time = datetime.now()
+        start = self.start_time or self.stop_time
+        return format_duration((self.stop_time - start).total_seconds())
+
+    def _finish(self, status: Status, msg: str) -> None:
+        duration = self._duration()
+        self._status = status
+        if self._dry_run or self._execution_record is None:
+            return
+        self._execution_record.update_status(status, msg, Duration=duration)
+
+    def execution_stop(self) -> None:
+        """Mark the end: record the ``Duration`` and set ``Completed``."""
+        self._finish(Status.completed, "Algorithm execution ended.")
+
+    def execute(self) -> Execution:
+        """Start the execution; also usable as ``with exe.execute():``."""
+        self.execution_start()
+        return self
+
+    def __enter__(self) -> Execution:
+        self.execution_start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, exc_tb: Any) -> bool:
+        if exc_type is None:
+            self.execution_stop()
+            return True
+        if issubclass(exc_type, KeyboardInterrupt):
+            self._finish(Status.aborted, f"Interrupted: {exc_type.__name__}")
+        else:
+            self._finish(Status.failed, f"{exc_type.__name__}: {exc_value}")
+        self._logger.error("Execution %s failed: %s: %s", self.execution_rid, exc_type.__name__, exc_value)
+        return False
+
+    # -- registering files -------------------------------------------------------------------
+    def _get_manifest(self) -> AssetManifest:
+        if self._manifest is None:
+            self._manifest = AssetManifest(_paths.manifest_path(self._working_dir, self.execution_rid), self.execution_rid)
+        return self._manifest
+
+    def _metadata_validator(self, table: Table) -> Callable[[dict[str, Any]], None]:
+        allowed = self._model.asset_metadata(table)
+
+        def check(values: dict[str, Any]) -> None:
+            unknown = sorted(set(values) - allowed)
+            if unknown:
+                raise DerivaMLValidationError(
+                    f"Asset table {table.name} has no metadata column {', '.join(map(repr, unknown))}; "
+                    f"its metadata columns are: {', '.join(sorted(allowed)) or '(none)'}."
+                )
+
+        return check
+
+    def asset_file_path(
+        self,
+        asset_name: str,
+        file_name: str | Path,
+        asset_types: list[str] | str | None = None,
+        copy_file: bool = False,
+        rename_file: str | None = None,
+        metadata: Any = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> AssetFilePath:
+        """Register a file for upload and return the path to write it at.
+
+        Three modes: ``file_name`` a new plain name (returns a path to write to); an existing
+        file, symlinked into the execution's folder; or, with ``copy_file``, copied there.
+        ``rename_file`` gives the name it is stored under. The registration is in the manifest
+        before this returns.
+
+        Raises:
+            DerivaMLTableTypeError: ``asset_name`` is not an asset table.
+            DerivaMLInvalidTerm: an asset type is not an ``Asset_Type`` term.
+            DerivaMLValidationError: a name that would leave the folder, or unknown metadata columns.
+        """
+        table = self._ml_object._asset_table(asset_name)
+        types = asset_types or kwargs.pop("Asset_Type", None) or table.name
+        type_list = [types] if isinstance(types, str) else list(types)
+        type_list = [self._ml_object.lookup_term(MLVocab.asset_type, t).name for t in type_list]
+
+        meta: dict[str, Any] = {}
+        if metadata is not None:
+            if hasattr(metadata, "model_dump"):
+                meta = {k: v for k, v in metadata.model_dump().items() if v is not None}
+            else:
+                meta = dict(metadata)
+        meta.update(kwargs)
+        validate = self._metadata_validator(table)
+        validate(meta)
+
+        source = Path(file_name)
+        if rename_file is not None:
+            _paths.checked_file_name(str(rename_file), "rename_file")
+        if source.exists():
+            if source.is_dir():
+                raise DerivaMLValidationError(f"{source} is a folder; register the files in it one by one.")
+            target = rename_file or source.name
+        else:
+            if source.name != str(file_name) or source.is_absolute():
+                raise DerivaMLValidationError(
+                    f"{str(file_name)!r} does not exist and is not a plain file name. Give a new file's plain name "
+                    "(e.g. 'model.pt'; it is placed in the execution's folder) or the path of an existing file."
+                )
+            target = _paths.checked_file_name(rename_file or source.name)
+        if target == "_implementations.log":  # Hydra's name collides with a reserved one upstream.
+            target = "-implementations.log"
+
+        flat = _paths.asset_dir(self._working_dir, self.execution_rid, table.name) / target
+        if source.exists():
+            if flat.exists() or flat.is_symlink():
+                if flat.resolve() != source.resolve():
+                    flat.unlink()
+            if not flat.exists():
+                if copy_file:
+                    shutil.copy2(source, flat)
+                else:
+                    try:
+                        flat.symlink_to(source.resolve())
+                    except OSError:
+                        shutil.copy2(source, flat)
+
+        manifest = self._get_manifest()
+        key = f"{table.name}/{target}"
+        manifest.add_asset(
+            key,
+            AssetEntry(
+                asset_table=table.name, schema=table.schema.name, asset_types=type_list, metadata=meta, description=description
+            ),
+        )
+        result = AssetFilePath(flat, asset_table=table.name, file_name=target, asset_metadata=meta, asset_types=type_list)
+        result._bind_manifest(manifest, key, validate)
+        return result
+
+    def table_path(self, table: str) -> Path:
+        """A CSV file whose rows are inserted into domain table ``table`` on upload."""
+        for schema in self._ml_object.domain_schemas:
+            if table in self._model.schemas[schema].tables:
+                return _paths.table_csv_path(self._working_dir, self.execution_rid, schema, table)
+        raise DerivaMLTableNotFound(table, f"Table {table!r} is not in any domain schema ({self._ml_object.domain_schemas})")
+
+    # -- uploading ---------------------------------------------------------------------------
+    def _store(self, src: Path, table: str, filename: str, max_retries: int, retry_delay: float) -> StoredObject:
+        attempt = 0
+        while True:
+            try:
+                return self._ml_object.catalog.objects.put(src, table, filename)
+            except OSError:
+                attempt += 1
+                if attempt > max_retries:
+                    raise
+                time.sleep(retry_delay * 2 ** (attempt - 1))
+
+    def _record_assets(self, stored: Mapping[str, tuple[AssetEntry, StoredObject, str]]) -> dict[str, str]:
+        """Asset rows, Output links and types for stored objects, in one transaction; key -> RID."""
+        ml = self._ml_object
+        cat = ml.catalog
+        rids: dict[str, str] = {}
+        with cat.transaction():
+            for key, (entry, obj, filename) in stored.items():
+                t = ml._table(f"{entry.schema}:{entry.asset_table}")
+                existing = cat.select(entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1)
+                if existing:
+                    rid = existing[0]["RID"]
+                else:
+                    row = {
+                        "URL": obj.url,
+                        "Filename": filename,
+                        "Length": obj.length,
+                        "MD5": obj.md5,
+                        "Description": entry.description,
+                        **entry.metadata,
+                    }
+                    rid = cat.insert(entry.schema, t.name, [row])[0]["RID"]
+                assoc, col, ecol = self._model.find_association(t, "Execution")
+                cat.insert(
+                    assoc.schema.name, assoc.name, [{col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}], on_conflict_skip=True
+                )
+                atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
+                cat.insert(atype.schema.name, atype.name, [{tcol: rid, "Asset_Type": at} for at in entry.asset_types], on_conflict_skip=True)
+                rids[key] = rid
+        return rids
+
+    def _upload_execution_dirs(
+        self,
+        progress_callback: Callable[[UploadProgress], None] | None = None,
+        max_retries: int = 3,
+        retry_delay: float = 5.0,
+        timeout: tuple[int, int] | None = None,
+        chunk_size: int | None = None,
+    ) -> dict[str, list[AssetFilePath]]:
+        manifest = self._get_manifest()
+        pending = manifest.pending_assets()
+        errors: dict[str, str] = {}
+        stored: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
+        total = len(pending)
+        for n, (key, entry) in enumerate(pending.items(), start=1):
+            table, filename = key.split("/", 1)
+            src = _paths.asset_dir(self._working_dir, self.execution_rid, table) / filename
+            if not src.is_file():
+                errors[key] = f"{src} does not exist (registered but never written, or its source was removed)"
+                continue
+            try:
+                obj = self._store(src, table, filename, max_retries, retry_delay)
+            except (OSError, DerivaMLException) as e:
+                errors[key] = f"{type(e).__name__}: {e}"
+                continue
+            stored[key] = (entry, obj, filename)
+            if progress_callback is not None:
+                progress_callback(
+                    UploadProgress(filename, obj.length, obj.length, 100.0, "upload", f"Uploaded {key}", n, total)
+                )
+
+        rids: dict[str, str] = {}
+        try:
+            rids = self._record_assets(stored)
+        except DerivaMLException:
+            # Find the rows the catalog refuses, one file at a time; record the others.
+            for key, item in stored.items():
+                try:
+                    rids.update(self._record_assets({key: item}))
+                except DerivaMLException as e:
+                    errors[key] = f"{type(e).__name__}: {e}"
+        if rids:
+            manifest.mark_uploaded(rids)
+        if errors:
+            manifest.mark_failed(errors)
+
+        asset_map: dict[str, list[AssetFilePath]] = {}
+        for key, rid in rids.items():
+            entry, _, filename = stored[key]
+            asset_map.setdefault(f"{entry.schema}/{entry.asset_table}", []).append(
+                AssetFilePath(
+                    _paths.asset_dir(self._working_dir, self.execution_rid, entry.asset_table) / filename,
+                    asset_table=entry.asset_table,
+                    file_name=filename,
+                    asset_metadata=entry.metadata,
+                    asset_types=entry.asset_types,
+                    asset_rid=rid,
+                )
+            )
+        self._upload_tables()
+        if errors:
+            listing = "; ".join(f"{k}: {v}" for k, v in errors.items())
+            raise DerivaMLUploadError(
+                f"{len(errors)} of {total} files of execution {self.execution_rid} did not upload and stay pending "
+                f"in {manifest.path}: {listing}. Fix the cause, then call upload_execution_outputs() again "
+                f"(after ml.restore_execution({self.execution_rid!r}) in a new process)."
+            )
+        return asset_map
+
+    def _upload_tables(self) -> None:
+        root = _paths.execution_root(self._working_dir, self.execution_rid) / "table"
+        if not root.exists():
+            return
+        for csv_file in sorted(root.glob("*/*/*.csv")):
+            schema, table = csv_file.parent.parent.name, csv_file.parent.name
+            with csv_file.open(newline="", encoding="utf-8") as f:
+                rows = [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(f)]
+            if rows:
+                self._ml_object.catalog.insert(schema, table, rows)
+            csv_file.rename(csv_file.with_suffix(".csv.uploaded"))
+
+    def upload_execution_outputs(
+        self,
+        clean_folder: bool | None = None,
+        progress_callback: Callable[[UploadProgress], None] | None = None,
+        max_retries: int = 3,
+        retry_delay: float = 5.0,
+        timeout: tuple[int, int] | None = None,
+        chunk_size: int | None = None,
+    ) -> dict[str, list[AssetFilePath]]:
+        """Upload every pending registered file and record it as an output of this execution.
+
+        Call it after the ``with`` block. On success the status is ``Completed`` (an execution that
+        already ``Failed`` or was ``Aborted`` keeps that status and its detail: its files upload, its
+        outcome does not change). A file that fails raises :class:`DerivaMLUploadError` after the
+        others are uploaded, and stays pending in the manifest.
+        """
+        if self._dry_run:
+            return {}
+        if clean_folder is None:
+            clean_folder = getattr(self._ml_object, "clean_execution_dir", True)
+        keep_outcome = self.status in (Status.failed, Status.aborted)
+        try:
+            if not keep_outcome:
+                self.update_status(Status.running, "Uploading execution files...")
+            self.uploaded_assets = self._upload_execution_dirs(progress_callback, max_retries, retry_delay, timeout, chunk_size)
+        except Exception as e:
+            if not keep_outcome:
+                self.update_status(Status.failed, f"Upload failed: {e}")
+            raise
+        if not keep_outcome:
+            self.update_status(Status.completed, "Successfully end the execution.")
+        if clean_folder:
+            self._clean_folder_contents(self.working_dir)
+        return self.uploaded_assets
+
+    def _clean_folder_contents(self, folder_path: Path, remove_folder: bool = True) -> None:
+        if self._get_manifest().pending_assets():
+            return  # never delete a file that is still to be uploaded
+        if remove_folder:
+            shutil.rmtree(folder_path, ignore_errors=True)
+        else:
+            for child in folder_path.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        self._manifest = None
+
+    # -- inputs ------------------------------------------------------------------------------
+    def download_asset(
+        self, asset_rid: str, dest_dir: Path, update_catalog: bool = True, use_cache: bool = False
+    ) -> AssetFilePath:
+        """Fetch an asset's file into ``dest_dir`` (verified by MD5) and, unless told not to,
+        record it as an ``Input`` of this execution. With ``use_cache``, reuse a copy cached by MD5."""
+        asset = self._ml_object.lookup_asset(asset_rid)
+        filename = _paths.checked_file_name(asset.filename or f"{asset.asset_rid}.bin", "asset file name")
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        target = dest_dir / filename
+        if use_cache:
+            cached = self._cache_dir / "assets" / f"{asset_rid}_{asset.md5}" / filename
+            if not cached.exists():
+                self._ml_object.catalog.objects.get(asset.url, cached)
+            if target.exists() or target.is_symlink():
+                target.unlink()
+            target.symlink_to(cached)
+        else:
+            self._ml_object.catalog.objects.get(asset.url, target)
+        result = AssetFilePath(
+            target,
+            asset_table=asset.asset_table,
+            file_name=filename,
+            asset_metadata=asset.metadata,
+            asset_types=asset.asset_types,
+            asset_rid=asset_rid,
+        )
+        if update_catalog and not self._dry_run:
+            t = self._ml_object._table(f"{asset.schema}:{asset.asset_table}")
+            assoc, col, ecol = self._model.find_association(t, "Execution")
+            self._ml_object.catalog.insert(
+                assoc.schema.name,
+                assoc.name,
+                [{col: asset_rid, ecol: self.execution_rid, "Asset_Role": "Input"}],
+                on_conflict_skip=True,
+            )
+        return result
+
+    def download_dataset_bag(self, dataset: Any) -> Any:
+        """Download a dataset as a BDBag (see :meth:`DerivaML.download_dataset_bag`)."""
+        return self._ml_object.download_dataset_bag(dataset)  # type: ignore[attr-defined]
+
+    def list_assets(self, asset_role: str | None = None) -> list[Asset]:
+        """Assets this execution read (``Input``) or wrote (``Output``)."""
+        if self._execution_record is None:
+            return []
+        return self._execution_record.list_assets(asset_role=asset_role)
+
+    def list_input_datasets(self) -> list[Any]:
+        if self._execution_record is None:
+            return []
+        return self._execution_record.list_input_datasets()
+
+    # -- nesting -----------------------------------------------------------------------------
+    def add_nested_execution(self, nested_execution: Execution | ExecutionRecord | str, sequence: int | None = None) -> None:
+        """Make another execution a child of this one; ``sequence`` orders it (None: parallel)."""
+        if self._dry_run:
+            return
+        rid = nested_execution if isinstance(nested_execution, str) else nested_execution.execution_rid
+        if rid == DRY_RUN_RID:
+            return
+        self._ml_object._add_nested_execution(self.execution_rid, rid, sequence)
+
+    def list_nested_executions(self, recurse: bool = False, _visited: set[str] | None = None) -> list[ExecutionRecord]:
+        if self._execution_record is None:
+            return []
+        return self._execution_record.list_nested_executions(recurse=recurse, _visited=_visited)
+
+    def list_parent_executions(self, recurse: bool = False, _visited: set[str] | None = None) -> list[ExecutionRecord]:
+        if self._execution_record is None:
+            return []
+        return self._execution_record.list_parent_executions(recurse=recurse, _visited=_visited)
+
+    def is_nested(self) -> bool:
+        return self._execution_record is not None and self._execution_record.is_nested()
+
+    def is_parent(self) -> bool:
+        return self._execution_record is not None and self._execution_record.is_parent()
+
+    def __str__(self) -> str:
+        return "\n".join(
+            [
+                f"caching_dir: {self._cache_dir}",
+                f"_working_dir: {self._working_dir}",
+                f"execution_rid: {self.execution_rid}",
+                f"workflow_rid: {self.workflow_rid}",
+                f"asset_paths: {self.asset_paths}",
+                f"configuration: {self.configuration}",
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return f"Execution(rid={self.execution_rid!r}, status={self.status.value!r})"
+
+
+logging.getLogger("pytest_deriva").addHandler(logging.NullHandler())

@@ -1,0 +1,591 @@
+"""``DerivaML``: the catalog handle experiments use (vocabularies, assets, workflows, executions).
+
+It speaks only to the catalog port, so the same handle works on the embedded store and, through
+the server adapter, on a DERIVA server::
+
+    ml = DerivaML()                 # the embedded catalog in .deriva/ at the project root
+    ml = DerivaML("/data/catalog")  # an embedded catalog somewhere else
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_deriva._rid import DRY_RUN_RID, validate_rid
+from pytest_deriva.catalog import CatalogPort, connect
+from pytest_deriva.catalog import schema as ddl
+from pytest_deriva.catalog.model import Model, Table
+from pytest_deriva.enums import MLVocab, Status
+from pytest_deriva.exceptions import (
+    DerivaMLConfigurationError,
+    DerivaMLException,
+    DerivaMLInvalidTerm,
+    DerivaMLNotFoundError,
+    DerivaMLTableTypeError,
+    DerivaMLValidationError,
+)
+from pytest_deriva.ml.records import Asset, ResolveRidResult, VocabularyTerm
+
+if TYPE_CHECKING:
+    from pytest_deriva.execution.configuration import ExecutionConfiguration
+    from pytest_deriva.execution.execution import Execution
+    from pytest_deriva.execution.record import ExecutionRecord
+    from pytest_deriva.execution.workflow import Workflow
+
+__all__ = ["DerivaML", "find_project_root"]
+
+DEFAULT_DOMAIN_SCHEMA = "Domain"
+_TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` with a ``pyproject.toml``, ``.git`` or pytest ini; else ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).exists() for marker in ("pyproject.toml", ".git", "pytest.ini", "tox.ini", "setup.cfg")):
+            return folder
+    return here
+
+
+def _check_writable_dir(path: Path, what: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DerivaMLConfigurationError(f"Cannot create the {what} {path}: {e}. Name a folder you can write to.") from e
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise DerivaMLConfigurationError(f"The {what} {path} is not a writable folder. Name a folder you can write to.")
+    return path
+
+
+class DerivaML:
+    """A handle on one catalog, in the shape of DerivaML's.
+
+    Args:
+        catalog: Where the catalog is: a folder for the embedded store (created on first use),
+            or a ``CatalogPort``. Default: ``.deriva`` at the project root.
+        catalog_id: With ``hostname``, the id of a catalog on a DERIVA server.
+        hostname: A DERIVA server's host name.
+        domain_schema: The schema for the project's own tables (default: the one domain schema
+            the catalog has, else ``Domain``, created when first needed).
+        working_dir: Where executions keep their files (default ``<catalog>/work``).
+        cache_dir: Where downloads are cached (default ``<catalog>/cache``).
+        hydra_runtime_output_dir: Hydra's output folder of the current run, recorded with executions.
+        clean_execution_dir: Remove an execution's folder after a successful upload.
+    """
+
+    def __init__(
+        self,
+        catalog: str | os.PathLike[str] | CatalogPort | None = None,
+        catalog_id: str | int | None = None,
+        *,
+        hostname: str | None = None,
+        domain_schema: str | None = None,
+        project_name: str | None = None,
+        working_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        hydra_runtime_output_dir: str | os.PathLike[str] | None = None,
+        ml_schema: str = ddl.ML_SCHEMA,
+        logging_level: int = logging.WARNING,
+        clean_execution_dir: bool = True,
+        credential: Any = None,
+    ) -> None:
+        if hostname is not None or catalog_id is not None:
+            host = hostname or os.fspath(catalog or "")  # type: ignore[arg-type]
+            catalog = f"https://{host}/ermrest/catalog/{catalog_id}"
+        if catalog is None:
+            catalog = find_project_root() / ".deriva"
+        self._logger = logging.getLogger("pytest_deriva")
+        self._logger.setLevel(logging_level)
+        self.catalog: CatalogPort = connect(catalog)
+        self.ml_schema = ml_schema
+        self.project_name = project_name
+        self.clean_execution_dir = clean_execution_dir
+        self.credential = credential
+        self.is_snapshot = False
+        base = Path(getattr(self.catalog, "path", Path.cwd() / ".deriva-ml"))
+        self.working_dir = _check_writable_dir(Path(working_dir or base / "work").expanduser().absolute(), "working directory")
+        self.cache_dir = _check_writable_dir(Path(cache_dir or base / "cache").expanduser().absolute(), "cache directory")
+        self.hydra_runtime_output_dir = Path(hydra_runtime_output_dir) if hydra_runtime_output_dir else None
+        self._terms: dict[str, dict[str, VocabularyTerm]] = {}
+        self._terms_lock = threading.Lock()
+        self._ensure_ml_schema()
+        self._domain_schema = domain_schema
+
+    # -- catalog set-up ----------------------------------------------------------------------
+    def _ensure_ml_schema(self) -> None:
+        if self.ml_schema in self.catalog.model.schemas:
+            return
+        with self.catalog.transaction():
+            if self.ml_schema in self.catalog.refresh_model().schemas:
+                return  # another process made it while we waited
+            self.catalog.create_schema("public")
+            for t in ddl.public_schema_tables():
+                self.catalog.create_table("public", t, exists_ok=True)
+            self.catalog.create_schema(self.ml_schema, comment="DerivaML: workflows, executions, datasets, assets.")
+            for t in ddl.ml_schema_tables(self.ml_schema):
+                self.catalog.create_table(self.ml_schema, t)
+            for vocab, terms in ddl.SEED_TERMS.items():
+                if terms:
+                    self.catalog.insert(
+                        self.ml_schema, vocab, [{"Name": n, "Description": d} for n, d in terms], on_conflict_skip=True
+                    )
+
+    @property
+    def model(self) -> Model:
+        return self.catalog.model
+
+    @property
+    def host_name(self) -> str:
+        return self.catalog.hostname
+
+    @property
+    def catalog_id(self) -> str:
+        return self.catalog.catalog_id
+
+    @property
+    def domain_schemas(self) -> list[str]:
+        return self.model.domain_schemas
+
+    @property
+    def default_schema(self) -> str:
+        """The domain schema new tables go to (created on first use)."""
+        if self._domain_schema is None:
+            existing = self.model.domain_schemas
+            self._domain_schema = existing[0] if len(existing) == 1 else DEFAULT_DOMAIN_SCHEMA
+        if self._domain_schema not in self.model.schemas:
+            self.catalog.create_schema(self._domain_schema, comment="The project's own tables.")
+        return self._domain_schema
+
+    domain_schema = default_schema
+
+    def _table(self, table: str | Table) -> Table:
+        try:
+            return self.model.name_to_table(table)
+        except DerivaMLException:
+            return self.catalog.refresh_model().name_to_table(table)
+
+    # -- RIDs --------------------------------------------------------------------------------
+    def resolve_rid(self, rid: str) -> ResolveRidResult:
+        """The table a RID belongs to. Raises if the RID is malformed or names no row."""
+        validate_rid(rid)
+        schema, table = self.catalog.resolve_rid(rid)
+        return ResolveRidResult(rid=rid, table=self._table(f"{schema}:{table}"))
+
+    def retrieve_rid(self, rid: str) -> dict[str, Any]:
+        """The row a RID names, as a dict."""
+        found = self.resolve_rid(rid)
+        rows = self.catalog.select(found.schema, found.table.name, {"RID": rid.partition("@")[0]})
+        if not rows:
+            raise DerivaMLNotFoundError(f"RID {rid} does not exist in catalog {self.catalog.uri}.")
+        return rows[0]
+
+    def _expect_table(self, rid: str, table: str, what: str) -> ResolveRidResult:
+        found = self.resolve_rid(rid)
+        if found.table.name != table:
+            raise DerivaMLTableTypeError(table, rid, f"RID {rid} is a row of {found.table.name}, not {what}.")
+        return found
+
+    # -- vocabularies ------------------------------------------------------------------------
+    def create_vocabulary(self, vocab_name: str, comment: str = "", schema: str | None = None) -> Table:
+        """Create a controlled vocabulary table in the domain schema (or ``schema``)."""
+        _check_table_name(vocab_name)
+        schema = schema or self.default_schema
+        self.catalog.create_table(schema, ddl.vocabulary_table(vocab_name, schema, comment or None))
+        return self._table(f"{schema}:{vocab_name}")
+
+    def is_vocabulary(self, table: str | Table) -> bool:
+        return self.model.is_vocabulary(self._table(table))
+
+    def _vocab(self, table: str | Table) -> Table:
+        t = self._table(table)
+        if not self.model.is_vocabulary(t):
+            vocabs = ", ".join(sorted(v.name for v in self.model.vocabularies()))
+            raise DerivaMLTableTypeError("vocabulary", t.name, f"Vocabularies are: {vocabs}.")
+        return t
+
+    def _load_terms(self, t: Table) -> dict[str, VocabularyTerm]:
+        index: dict[str, VocabularyTerm] = {}
+        for row in self.catalog.select(t.schema.name, t.name):
+            term = VocabularyTerm._from_row(row)
+            index[term.name.casefold()] = term
+            for syn in term.synonyms:
+                index.setdefault(syn.casefold(), term)
+        with self._terms_lock:
+            self._terms[t.qualified_name] = index
+        return index
+
+    def add_term(
+        self,
+        table: str | Table,
+        term_name: str,
+        description: str,
+        synonyms: list[str] | None = None,
+        exists_ok: bool = True,
+    ) -> VocabularyTerm:
+        """Add a term; an existing term of that name is returned (or refused without ``exists_ok``)."""
+        t = self._vocab(table)
+        if not term_name or not term_name.strip():
+            raise DerivaMLValidationError(f"A term needs a name; got {term_name!r}.")
+        rows = self.catalog.insert(
+            t.schema.name,
+            t.name,
+            [{"Name": term_name, "Description": description, "Synonyms": synonyms or None}],
+            on_conflict_skip=True,
+        )
+        if not rows:
+            if not exists_ok:
+                raise DerivaMLException(f"Term {term_name!r} already exists in {t.name}; pass exists_ok=True to reuse it.")
+            return self.lookup_term(t, term_name)
+        self._load_terms(t)
+        return VocabularyTerm._from_row(rows[0])
+
+    def lookup_term(self, table: str | Table, term_name: str) -> VocabularyTerm:
+        """A term by its name or any synonym (case-insensitive).
+
+        Raises:
+            DerivaMLInvalidTerm: naming the close matches and how to add the term.
+        """
+        t = self._vocab(table)
+        key = str(term_name).casefold()
+        with self._terms_lock:
+            index = self._terms.get(t.qualified_name)
+        if index is None or key not in index:
+            index = self._load_terms(t)  # another process may have added it
+        if key in index:
+            return index[key]
+        names = sorted({term.name for term in index.values()})
+        close = difflib.get_close_matches(str(term_name), names, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        raise DerivaMLInvalidTerm(
+            t.name,
+            str(term_name),
+            f"no such term; {hint}known terms: {', '.join(names) or '(none)'}. "
+            f"Add it with ml.add_term({t.name!r}, {str(term_name)!r}, description=...)",
+        )
+
+    def list_vocabulary_terms(self, table: str | Table) -> list[VocabularyTerm]:
+        t = self._vocab(table)
+        return [VocabularyTerm._from_row(r) for r in self.catalog.select(t.schema.name, t.name, order_by=["Name"])]
+
+    # -- assets ------------------------------------------------------------------------------
+    def create_asset(
+        self,
+        asset_name: str,
+        column_defs: Iterable[Mapping[str, Any]] | None = None,
+        fkey_defs: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] | None = None,
+        referenced_tables: Iterable[str | Table] | None = None,
+        comment: str = "",
+        schema: str | None = None,
+    ) -> Table:
+        """Create an asset table with metadata columns, its ``_Asset_Type`` and ``_Execution``
+        association tables, and the ``Asset_Type`` term named like the table.
+
+        ``column_defs`` are ERMrest column documents (``deriva.core.ermrest_model.Column.define``
+        or :func:`pytest_deriva.catalog.schema.column`); ``referenced_tables`` adds a foreign key
+        column named like each table.
+        """
+        _check_table_name(asset_name)
+        if self.model.has_table(asset_name):
+            raise DerivaMLException(f"A table named {asset_name!r} already exists; choose another asset name.")
+        schema = schema or self.default_schema
+        cols = [dict(c) for c in column_defs or []]
+        fkeys = list(fkey_defs or [])
+        for ref in referenced_tables or []:
+            rt = self._table(ref)
+            cols.append(ddl.column(rt.name, "text"))
+            fkeys.append(([rt.name], rt.schema.name, rt.name, ["RID"]))
+        with self.catalog.transaction():
+            self.catalog.create_table(schema, ddl.asset_table(schema, asset_name, cols, fkeys, comment or None))
+            for t in ddl.asset_association_tables(schema, asset_name, self.ml_schema):
+                self.catalog.create_table(schema, t)
+            self.catalog.insert(
+                self.ml_schema,
+                MLVocab.asset_type,
+                [{"Name": asset_name, "Description": f"A file in the {asset_name} asset table."}],
+                on_conflict_skip=True,
+            )
+        with self._terms_lock:
+            self._terms.pop(f"{self.ml_schema}:{MLVocab.asset_type}", None)
+        return self._table(f"{schema}:{asset_name}")
+
+    def _asset_table(self, table: str | Table) -> Table:
+        try:
+            t = self._table(table)
+        except DerivaMLException:
+            t = None
+        if t is None or not self.model.is_asset(t):
+            names = ", ".join(sorted(a.name for a in self.model.asset_tables()))
+            raise DerivaMLTableTypeError(
+                "asset", str(getattr(table, "name", table)), f"Asset tables are: {names}; create one with ml.create_asset()."
+            )
+        return t
+
+    def _asset_types(self, t: Table, rids: Sequence[str]) -> dict[str, list[str]]:
+        atype, col, _ = self.model.find_association(t, MLVocab.asset_type.value)
+        out: dict[str, list[str]] = {r: [] for r in rids}
+        for row in self.catalog.select(atype.schema.name, atype.name, {col: list(rids)}):
+            out[row[col]].append(row["Asset_Type"])
+        return out
+
+    def _asset_from_row(self, t: Table, row: dict[str, Any], types: list[str]) -> Asset:
+        meta = self.model.asset_metadata(t)
+        return Asset(
+            asset_rid=row["RID"],
+            asset_table=t.name,
+            filename=row.get("Filename"),
+            url=row["URL"],
+            length=row["Length"],
+            md5=row["MD5"],
+            description=row.get("Description"),
+            asset_types=types,
+            metadata={k: v for k, v in row.items() if k in meta},
+            schema=t.schema.name,
+        )
+
+    def list_assets(self, asset_table: str | Table) -> list[Asset]:
+        """Every asset in an asset table, with its types."""
+        t = self._asset_table(asset_table)
+        rows = self.catalog.select(t.schema.name, t.name, order_by=["RCT"])
+        types = self._asset_types(t, [r["RID"] for r in rows])
+        return [self._asset_from_row(t, r, types[r["RID"]]) for r in rows]
+
+    def lookup_asset(self, asset_rid: str) -> Asset:
+        """The asset a RID names. Raises if the RID is not in an asset table."""
+        found = self.resolve_rid(asset_rid)
+        t = found.table
+        if not self.model.is_asset(t):
+            raise DerivaMLTableTypeError("asset", asset_rid, f"RID {asset_rid} is a row of {t.name}, not of an asset table.")
+        row = self.catalog.select(t.schema.name, t.name, {"RID": asset_rid})[0]
+        return self._asset_from_row(t, row, self._asset_types(t, [asset_rid])[asset_rid])
+
+    def _execution_assets(self, execution_rid: str, asset_role: str | None) -> list[Asset]:
+        out: list[Asset] = []
+        for t in self.model.asset_tables():
+            try:
+                assoc, col, ecol = self.model.find_association(t, "Execution")
+            except DerivaMLException:
+                continue
+            where: dict[str, Any] = {ecol: execution_rid}
+            if asset_role:
+                where["Asset_Role"] = asset_role
+            links = self.catalog.select(assoc.schema.name, assoc.name, where)
+            if not links:
+                continue
+            rids = [r[col] for r in links]
+            rows = self.catalog.select(t.schema.name, t.name, {"RID": rids}, order_by=["RCT"])
+            types = self._asset_types(t, rids)
+            out += [self._asset_from_row(t, r, types[r["RID"]]) for r in rows]
+        return out
+
+    # -- workflows ---------------------------------------------------------------------------
+    def create_workflow(
+        self,
+        name: str,
+        workflow_type: str | list[str],
+        description: str = "",
+        *,
+        source_path: str | os.PathLike[str] | None = None,
+        allow_dirty: bool = False,
+    ) -> Workflow:
+        """A workflow for the calling script (or ``source_path``), its types checked against the catalog."""
+        from pytest_deriva.execution.workflow import Workflow
+
+        types = [workflow_type] if isinstance(workflow_type, str) else list(workflow_type)
+        types = [self.lookup_term(MLVocab.workflow_type, t).name for t in types]
+        return Workflow(
+            name=name,
+            workflow_type=types,
+            description=description,
+            source_path=Path(source_path) if source_path else None,
+            allow_dirty=allow_dirty,
+        )
+
+    def add_workflow(self, workflow: Workflow) -> str:
+        """Record a workflow, or find the one already recorded with the same checksum or URL; its RID."""
+        types = [self.lookup_term(MLVocab.workflow_type, t).name for t in workflow.workflow_type]
+        with self.catalog.transaction():
+            existing = self._find_workflow_row(workflow.checksum, workflow.url)
+            if existing is not None:
+                rid = str(existing["RID"])
+            else:
+                rid = self.catalog.insert(
+                    self.ml_schema,
+                    "Workflow",
+                    [
+                        {
+                            "Name": workflow.name,
+                            "Description": workflow.description,
+                            "URL": workflow.url,
+                            "Checksum": workflow.checksum,
+                            "Version": workflow.version,
+                        }
+                    ],
+                )[0]["RID"]
+                self.catalog.insert(
+                    self.ml_schema, "Workflow_Workflow_Type", [{"Workflow": rid, "Workflow_Type": t} for t in types]
+                )
+        workflow.rid = rid
+        return rid
+
+    def _find_workflow_row(self, checksum: str | None, url: str | None) -> dict[str, Any] | None:
+        for column, value in (("Checksum", checksum), ("URL", url)):
+            if value:
+                rows = self.catalog.select(self.ml_schema, "Workflow", {column: value}, order_by=["RCT"], limit=1)
+                if rows:
+                    return rows[0]
+        return None
+
+    def _workflow_from_row(self, row: dict[str, Any]) -> Workflow:
+        from pytest_deriva.execution.workflow import Workflow
+
+        types = self.catalog.select(self.ml_schema, "Workflow_Workflow_Type", {"Workflow": row["RID"]})
+        wf = Workflow.model_construct(
+            name=row.get("Name") or "",
+            workflow_type=[t["Workflow_Type"] for t in types],
+            description=row.get("Description"),
+            url=row.get("URL"),
+            version=row.get("Version"),
+            rid=row["RID"],
+            checksum=row.get("Checksum"),
+            is_notebook=str(row.get("URL") or "").endswith(".ipynb"),
+            git_root=None,
+            allow_dirty=False,
+            source_path=None,
+        )
+        wf._ml_instance = self
+        return wf
+
+    def lookup_workflow(self, rid: str) -> Workflow:
+        """The workflow a RID names, bound to this catalog (``description``/``workflow_type`` write through)."""
+        self._expect_table(rid, "Workflow", "a workflow")
+        return self._workflow_from_row(self.catalog.select(self.ml_schema, "Workflow", {"RID": rid})[0])
+
+    def lookup_workflow_by_url(self, url_or_checksum: str) -> Workflow:
+        """The workflow recorded with this URL or checksum."""
+        row = self._find_workflow_row(url_or_checksum, url_or_checksum)
+        if row is None:
+            raise DerivaMLNotFoundError(f"No workflow with URL or checksum {url_or_checksum!r} in catalog {self.catalog.uri}.")
+        return self._workflow_from_row(row)
+
+    def find_workflows(self) -> list[Workflow]:
+        return [self._workflow_from_row(r) for r in self.catalog.select(self.ml_schema, "Workflow", order_by=["RCT"])]
+
+    # -- executions --------------------------------------------------------------------------
+    def create_execution(
+        self, configuration: ExecutionConfiguration, workflow: Workflow | None = None, dry_run: bool = False
+    ) -> Execution:
+        """Create an execution (a row in ``Execution`` unless ``dry_run``) ready to run."""
+        from pytest_deriva.execution.execution import Execution
+
+        return Execution(configuration, self, workflow=workflow, dry_run=dry_run)
+
+    def lookup_execution(self, execution_rid: str) -> ExecutionRecord:
+        """The execution a RID names."""
+        from pytest_deriva.execution.record import ExecutionRecord
+
+        self._expect_table(execution_rid, "Execution", "an execution")
+        row = self.catalog.select(self.ml_schema, "Execution", {"RID": execution_rid})[0]
+        return ExecutionRecord._from_row(row, self)
+
+    def find_executions(
+        self,
+        workflow: Workflow | str | None = None,
+        workflow_type: str | None = None,
+        status: Status | str | None = None,
+    ) -> list[ExecutionRecord]:
+        """Executions, oldest first, optionally of one workflow, workflow type or status."""
+        from pytest_deriva.execution.record import ExecutionRecord
+
+        where: dict[str, Any] = {}
+        if workflow is not None:
+            where["Workflow"] = workflow if isinstance(workflow, str) else workflow.rid
+        if status is not None:
+            where["Status"] = Status(status).value
+        if workflow_type is not None:
+            name = self.lookup_term(MLVocab.workflow_type, workflow_type).name
+            wfs = self.catalog.select(self.ml_schema, "Workflow_Workflow_Type", {"Workflow_Type": name})
+            where["Workflow"] = [w["Workflow"] for w in wfs if "Workflow" not in where or w["Workflow"] == where["Workflow"]]
+        rows = self.catalog.select(self.ml_schema, "Execution", where, order_by=["RCT"])
+        return [ExecutionRecord._from_row(r, self) for r in rows]
+
+    def restore_execution(self, execution_rid: str | None = None) -> Execution:
+        """An :class:`Execution` for one recorded earlier, with its files and manifest, e.g. to
+        upload what a crash left pending. Without a RID, the one execution in the working directory."""
+        from pytest_deriva.execution.configuration import ExecutionConfiguration
+        from pytest_deriva.execution.execution import Execution
+
+        root = self.working_dir / "execution"
+        if execution_rid is None:
+            found = sorted(p.name for p in root.glob("*") if p.is_dir() and p.name != DRY_RUN_RID) if root.exists() else []
+            if len(found) != 1:
+                raise DerivaMLException(
+                    f"restore_execution() needs a RID: the working directory {root} holds "
+                    f"{len(found)} executions ({', '.join(found) or 'none'})."
+                )
+            execution_rid = found[0]
+        record = self.lookup_execution(execution_rid)
+        config_file = root / execution_rid / "assets" / "Execution_Metadata" / "configuration.json"
+        if config_file.exists():
+            configuration = ExecutionConfiguration.load_configuration(config_file)
+        else:
+            configuration = ExecutionConfiguration(description=record.description or "")
+        workflow = self.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
+        return Execution(configuration, self, workflow=workflow, reload=execution_rid)
+
+    def _add_nested_execution(self, parent: str, child: str, sequence: int | None) -> None:
+        self._expect_table(parent, "Execution", "an execution")
+        self._expect_table(child, "Execution", "an execution")
+        if parent == child:
+            raise DerivaMLValidationError(f"Execution {parent} cannot be nested in itself.")
+        row: dict[str, Any] = {"Execution": parent, "Nested_Execution": child}
+        if sequence is not None:
+            if not isinstance(sequence, int) or sequence < 0:
+                raise DerivaMLValidationError(f"sequence must be a non-negative int or None, not {sequence!r}.")
+            row["Sequence"] = sequence
+        self.catalog.insert(self.ml_schema, "Execution_Execution", [row], on_conflict_skip=True)
+
+    def _related_executions(
+        self, rid: str, *, children: bool, recurse: bool, visited: set[str] | None
+    ) -> list[ExecutionRecord]:
+        from pytest_deriva.execution.record import ExecutionRecord
+
+        visited = set() if visited is None else visited
+        if rid in visited:
+            return []
+        visited.add(rid)
+        here, there = ("Execution", "Nested_Execution") if children else ("Nested_Execution", "Execution")
+        links = self.catalog.select(self.ml_schema, "Execution_Execution", {here: rid})
+        links.sort(key=lambda r: (r["Sequence"] is None, r["Sequence"] or 0, r["RCT"]))
+        rows = {r["RID"]: r for r in self.catalog.select(self.ml_schema, "Execution", {"RID": [x[there] for x in links]})}
+        out: list[ExecutionRecord] = []
+        for link in links:
+            other = link[there]
+            if other in visited and recurse:
+                continue
+            out.append(ExecutionRecord._from_row(rows[other], self))
+            if recurse:
+                out += self._related_executions(other, children=children, recurse=True, visited=visited)
+        return out
+
+    # -- datasets (the dataset layer adds more) ------------------------------------------------
+    def lookup_dataset(self, dataset_rid: str) -> dict[str, Any]:
+        """The ``Dataset`` row a RID names."""
+        self._expect_table(dataset_rid, "Dataset", "a dataset")
+        return self.catalog.select(self.ml_schema, "Dataset", {"RID": dataset_rid})[0]
+
+    def __repr__(self) -> str:
+        return f"DerivaML(catalog={self.catalog.uri!r})"
+
+
+def _check_table_name(name: str) -> None:
+    if not _TABLE_NAME_RE.match(name or ""):
+        raise DerivaMLValidationError(
+            f"{name!r} cannot name a table; start with a letter and use letters, digits and '_' (e.g. 'Model_Weights')."
+        )
