@@ -43,6 +43,8 @@ __all__ = ["CATALOG_FILE", "EmbeddedCatalog", "is_embedded_catalog"]
 
 CATALOG_FILE = "catalog.sqlite"
 _FORMAT = "pytest-deriva-embedded-1"
+# RID numbers are reserved in blocks, one counter update per block instead of one per row.
+_RID_BLOCK = 64
 # RIDs start at 1-0000 so they have the familiar grouped form.
 _FIRST_RID_NUMBER = 32**4
 _GITIGNORE = "# Created by pytest-deriva automatically.\n*\n"
@@ -67,6 +69,9 @@ _SQL_TYPES = {
     "array": "TEXT",
 }
 _JSON_TYPES = frozenset({"json", "jsonb", "array"})
+# Types whose Python values go to SQLite unchanged.
+_PLAIN_TYPES = frozenset({"text", "int2", "int4", "int8", "serial2", "serial4", "serial8", "float4", "float8"})
+_K_RID, _K_TIME, _K_TEMPLATE, _K_VALUE = range(4)
 
 
 def _q(name: str) -> str:
@@ -76,6 +81,39 @@ def _q(name: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal (for trigger bodies, which cannot take parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _history_triggers(qualified: str, names: list[str], tdoc: Mapping[str, Any]) -> list[str]:
+    """Triggers that append every inserted, updated or deleted row to ``_ermrest_history``.
+
+    In the database itself, so no write can bypass the history, and at no extra round trip.
+    """
+    json_cols = {c["name"] for c in tdoc["column_definitions"] if Column(None, c).base_typename in _JSON_TYPES}  # type: ignore[arg-type]
+
+    def row(ref: str) -> str:
+        parts = [f"{_lit(n)}, {'json(' if n in json_cols else ''}{ref}.{_q(n)}{')' if n in json_cols else ''}" for n in names]
+        # json_object takes a bounded number of arguments; wide tables are merged from chunks.
+        chunks = [f"json_object({', '.join(parts[i : i + 50])})" for i in range(0, len(parts), 50)]
+        out = chunks[0]
+        for chunk in chunks[1:]:
+            out = f"json_patch({out}, {chunk})"
+        return out
+
+    base = _q(f"_history:{qualified}")
+    table = _q(qualified)
+    return [
+        f"CREATE TRIGGER {base[:-1]}:i\" AFTER INSERT ON {table} BEGIN "
+        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW.\"RID\", {row('NEW')}); END",
+        f"CREATE TRIGGER {base[:-1]}:u\" AFTER UPDATE ON {table} BEGIN "
+        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW.\"RID\", {row('NEW')}); END",
+        f"CREATE TRIGGER {base[:-1]}:d\" AFTER DELETE ON {table} BEGIN "
+        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, OLD.\"RID\", NULL); END",
+    ]
 
 
 def is_embedded_catalog(path: Path) -> bool:
@@ -126,7 +164,9 @@ class EmbeddedCatalog:
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._depth = 0
-        self._snap: int | None = None
+        self._rids: list[int] = []  # reserved RID numbers, highest first
+        self._plans: dict[tuple[int, bool], tuple[Table, str, list[tuple[str, str, int, Any, bool]]]] = {}
+        self._rids_reserved_here = False  # reserved inside the open transaction
         self._model: Model | None = None
         self._model_version = -1
         self._init_db()
@@ -142,7 +182,8 @@ class EmbeddedCatalog:
             conn.execute("PRAGMA busy_timeout = 60000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn, self._pid, self._depth, self._snap = conn, os.getpid(), 0, None
+            self._conn, self._pid, self._depth = conn, os.getpid(), 0
+            self._rids, self._rids_reserved_here = [], False
         return self._conn
 
     @contextmanager
@@ -153,7 +194,7 @@ class EmbeddedCatalog:
             outer = self._depth == 0
             if outer:
                 conn.execute("BEGIN IMMEDIATE")
-                self._snap = None
+                self._rids_reserved_here = False
             self._depth += 1
             try:
                 yield
@@ -162,11 +203,24 @@ class EmbeddedCatalog:
                 if outer:
                     conn.execute("ROLLBACK")
                     self._model = None  # the model may have changed inside the failed transaction
+                    if self._rids_reserved_here:
+                        self._rids = []  # the reservation was rolled back: those numbers are not ours
                 raise
             else:
                 self._depth -= 1
                 if outer:
                     conn.execute("COMMIT")
+
+    @contextmanager
+    def _write_scope(self, single_statement: bool) -> Iterator[None]:
+        """A transaction, unless this is one statement outside any: SQLite makes that atomic by itself."""
+        if single_statement:
+            with self._lock:
+                if self._depth == 0 and self._pid == os.getpid():
+                    yield
+                    return
+        with self.transaction():
+            yield
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -195,14 +249,14 @@ class EmbeddedCatalog:
             row = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'format'").fetchone()
             if row is None:
                 for stmt in (
-                    "CREATE TABLE _ermrest_rid (n INTEGER PRIMARY KEY AUTOINCREMENT, tname TEXT NOT NULL)",
-                    "CREATE TABLE _ermrest_snapshot (snap INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL)",
-                    "CREATE TABLE _ermrest_history (snap INTEGER NOT NULL, tname TEXT NOT NULL, rid TEXT NOT NULL, row TEXT)",
-                    "CREATE INDEX _ermrest_history_idx ON _ermrest_history (tname, rid, snap)",
+                    # h numbers every change; a snapshot id is the h of the last change it includes.
+                    "CREATE TABLE _ermrest_history (h INTEGER PRIMARY KEY, tname TEXT NOT NULL, rid TEXT NOT NULL, row TEXT)",
+                    "CREATE INDEX _ermrest_history_rid ON _ermrest_history (rid)",
+                    "CREATE INDEX _ermrest_history_table ON _ermrest_history (tname, rid)",
                 ):
                     conn.execute(stmt)
-                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('_ermrest_rid', ?)", (_FIRST_RID_NUMBER - 1,))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('format', ?)", (_FORMAT,))
+                conn.execute("INSERT INTO _ermrest_meta VALUES ('next_rid', ?)", (str(_FIRST_RID_NUMBER),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model', ?)", (json.dumps({"schemas": {}}),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model_version', '0')")
             elif row[0] != _FORMAT:
@@ -284,7 +338,10 @@ class EmbeddedCatalog:
                     f"REFERENCES {_q(target)} ({', '.join(_q(c['column_name']) for c in ref)}) ON DELETE {on_delete}"
                     " DEFERRABLE INITIALLY DEFERRED"
                 )
-            self._exec(f"CREATE TABLE {_q(f'{schema}:{tname}')} ({', '.join(columns + constraints)})")
+            qualified = f"{schema}:{tname}"
+            self._exec(f"CREATE TABLE {_q(qualified)} ({', '.join(columns + constraints)})")
+            for stmt in _history_triggers(qualified, [c["name"] for c in tdoc["column_definitions"]], tdoc):
+                self._exec(stmt)
             doc["schemas"][schema]["tables"][tname] = tdoc
             self._save_model(doc)
 
@@ -322,6 +379,30 @@ class EmbeddedCatalog:
     def _decode_row(self, t: Table, row: sqlite3.Row | tuple[Any, ...], names: Sequence[str]) -> dict[str, Any]:
         return {n: self._from_sql(t.columns[n].base_typename, v) for n, v in zip(names, row, strict=True)}
 
+    def _insert_plan(self, t: Table, skip: bool) -> tuple[str, list[tuple[str, str, int, Any, bool]]]:
+        """The INSERT statement and per-column handling for a table, made once per model."""
+        key = (id(t), skip)
+        plan = self._plans.get(key)
+        if plan is None or plan[0] is not t:
+            specs = []
+            for c in t.columns.values():
+                if c.name == "RID":
+                    kind = _K_RID
+                elif c.name in ("RCT", "RMT"):
+                    kind = _K_TIME
+                elif isinstance(c.default, str) and c.typename in ("ermrest_curie", "ermrest_uri"):
+                    kind = _K_TEMPLATE
+                else:
+                    kind = _K_VALUE
+                specs.append((c.name, c.base_typename, kind, c.default, not c.nullok and c.name not in SYSTEM_COLUMNS))
+            names = [c.name for c in t.columns.values()]
+            sql = (
+                f"INSERT INTO {_q(t.qualified_name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
+                + (" ON CONFLICT DO NOTHING" if skip else "")
+            )
+            plan = self._plans[key] = (t, sql, specs)
+        return plan[1], plan[2]
+
     def _check_columns(self, t: Table, names: Iterable[str]) -> None:
         unknown = [n for n in names if n not in t.columns]
         if unknown:
@@ -351,17 +432,16 @@ class EmbeddedCatalog:
                 params.append(self._to_sql(base, value))
         return " WHERE " + " AND ".join(parts), params
 
-    def _snapshot_number(self) -> int:
-        if self._snap is None:
-            cur = self._connection().execute("INSERT INTO _ermrest_snapshot (ts) VALUES (?)", (_now(),))
-            self._snap = int(cur.lastrowid or 0)
-        return self._snap
-
-    def _history(self, t: Table, rid: str, row: dict[str, Any] | None) -> None:
-        self._connection().execute(
-            "INSERT INTO _ermrest_history (snap, tname, rid, row) VALUES (?, ?, ?, ?)",
-            (self._snapshot_number(), t.qualified_name, rid, None if row is None else json.dumps(row, default=str)),
-        )
+    def _next_rid(self) -> str:
+        if not self._rids:
+            cur = self._connection().execute(
+                "UPDATE _ermrest_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'next_rid' RETURNING value",
+                (_RID_BLOCK,),
+            )
+            end = int(cur.fetchone()[0])
+            self._rids = list(range(end - 1, end - _RID_BLOCK - 1, -1))
+            self._rids_reserved_here = True
+        return encode_rid(self._rids.pop())
 
     # -- entities ----------------------------------------------------------------------------
     def insert(
@@ -377,42 +457,36 @@ class EmbeddedCatalog:
         if not rows:
             return []
         for row in rows:
-            self._check_columns(t, row)
-        cols = list(t.columns.values())
-        names = [c.name for c in cols]
-        sql = (
-            f"INSERT INTO {_q(t.qualified_name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
-            + (" ON CONFLICT DO NOTHING" if on_conflict_skip else "")
-        )
+            if not row.keys() <= t.columns.keys():
+                self._check_columns(t, row)
+        sql, specs = self._insert_plan(t, on_conflict_skip)
         out: list[dict[str, Any]] = []
-        with self.transaction():
-            conn = self._connection()
+        with self._write_scope(len(rows) == 1):
             now = _now()
             for row in rows:
-                n = conn.execute("INSERT INTO _ermrest_rid (tname) VALUES (?)", (t.qualified_name,)).lastrowid
-                rid = encode_rid(int(n or 0))
+                rid = self._next_rid()
                 full: dict[str, Any] = {}
-                for c in cols:
-                    if c.name == "RID":
+                params: list[Any] = []
+                for name, base, kind, default, required in specs:
+                    if kind == _K_RID:
                         value: Any = rid
-                    elif c.name in ("RCT", "RMT"):
+                    elif kind == _K_TIME:
                         value = now
-                    elif c.name in row:
-                        value = row[c.name]
-                    elif isinstance(c.default, str) and c.typename in ("ermrest_curie", "ermrest_uri"):
-                        value = c.default.replace("{RID}", rid)
+                    elif name in row:
+                        value = row[name]
+                    elif kind == _K_TEMPLATE:
+                        value = default.replace("{RID}", rid)
                     else:
-                        value = c.default
-                    if value is None and not c.nullok and c.name not in SYSTEM_COLUMNS:
+                        value = default
+                    if value is None and required:
                         raise DerivaMLValidationError(
-                            f"Column {t.qualified_name}.{c.name} needs a value (it is not nullable and has no default)."
+                            f"Column {t.qualified_name}.{name} needs a value (it is not nullable and has no default)."
                         )
-                    full[c.name] = value
-                cur = self._exec(sql, [self._to_sql(c.base_typename, full[c.name]) for c in cols])
-                if cur.rowcount == 0:  # skipped on conflict: give the RID number back to nobody
-                    conn.execute("DELETE FROM _ermrest_rid WHERE n = ?", (n,))
+                    full[name] = value
+                    params.append(value if base in _PLAIN_TYPES or value is None else self._to_sql(base, value))
+                cur = self._exec(sql, params)
+                if cur.rowcount == 0:  # skipped on conflict: the RID number stays unused
                     continue
-                self._history(t, rid, full)
                 out.append(full)
         return out
 
@@ -425,7 +499,7 @@ class EmbeddedCatalog:
             self._check_columns(t, row)
         names = list(t.columns)
         out = []
-        with self.transaction():
+        with self._write_scope(len(rows) == 1):
             now = _now()
             for row in rows:
                 changes = {k: v for k, v in row.items() if k not in SYSTEM_COLUMNS}
@@ -439,9 +513,7 @@ class EmbeddedCatalog:
                 stored = cur.fetchone()
                 if stored is None:
                     raise DerivaMLNotFoundError(f"No row with RID {row['RID']} in {t.qualified_name} to update.")
-                full = self._decode_row(t, stored, names)
-                self._history(t, row["RID"], full)
-                out.append(full)
+                out.append(self._decode_row(t, stored, names))
         return out
 
     def select(
@@ -477,7 +549,7 @@ class EmbeddedCatalog:
             raise DerivaMLValidationError(f"{snapshot!r} is not a snapshot id of this catalog.")
         n = decode_rid(snapshot)
         with self._lock:
-            latest = self._connection().execute("SELECT COALESCE(MAX(snap), 0) FROM _ermrest_snapshot").fetchone()[0]
+            latest = self._connection().execute("SELECT COALESCE(MAX(h), 0) FROM _ermrest_history").fetchone()[0]
         if n > latest:
             raise DerivaMLNotFoundError(f"Snapshot {snapshot} does not exist yet in catalog {self.uri}.")
         return n
@@ -493,12 +565,17 @@ class EmbeddedCatalog:
     ) -> list[dict[str, Any]]:
         n = self._snapshot_int(snapshot)
         sql = (
-            "SELECT h.row FROM _ermrest_history h WHERE h.tname = ? AND h.snap = "
-            "(SELECT MAX(h2.snap) FROM _ermrest_history h2 WHERE h2.tname = h.tname AND h2.rid = h.rid AND h2.snap <= ?)"
+            "SELECT x.row FROM _ermrest_history x WHERE x.tname = ? AND x.h = "
+            "(SELECT MAX(y.h) FROM _ermrest_history y WHERE y.tname = x.tname AND y.rid = x.rid AND y.h <= ?)"
         )
         with self._lock:
             raw = [r[0] for r in self._connection().execute(sql, (t.qualified_name, n)).fetchall()]
         rows = [json.loads(r) for r in raw if r is not None]
+        flags = [c.name for c in t.columns.values() if c.base_typename == "boolean"]
+        for r in rows:
+            for f in flags:
+                if r.get(f) is not None:
+                    r[f] = bool(r[f])
         if where:
             self._check_columns(t, where)
 
@@ -527,8 +604,6 @@ class EmbeddedCatalog:
             rids = [r[0] for r in self._exec(f'SELECT "RID" FROM {_q(t.qualified_name)}{clause}', params).fetchall()]
             if rids:
                 self._exec(f'DELETE FROM {_q(t.qualified_name)}{clause}', params)
-                for rid in rids:
-                    self._history(t, rid, None)
         return len(rids)
 
     def resolve_rid(self, rid: str) -> tuple[str, str]:
@@ -538,7 +613,9 @@ class EmbeddedCatalog:
             )
         base, snap = split_snapshot(rid)
         with self._lock:
-            found = self._connection().execute("SELECT tname FROM _ermrest_rid WHERE n = ?", (decode_rid(base),)).fetchone()
+            found = self._connection().execute(
+                "SELECT tname FROM _ermrest_history WHERE rid = ? ORDER BY h DESC LIMIT 1", (base,)
+            ).fetchone()
         if found is not None:
             sname, _, tname = found[0].partition(":")
             t = self._table(sname, tname)
@@ -553,7 +630,7 @@ class EmbeddedCatalog:
 
     def snapshot(self) -> str:
         with self._lock:
-            n = self._connection().execute("SELECT COALESCE(MAX(snap), 0) FROM _ermrest_snapshot").fetchone()[0]
+            n = self._connection().execute("SELECT COALESCE(MAX(h), 0) FROM _ermrest_history").fetchone()[0]
         return encode_rid(int(n))
 
     def __repr__(self) -> str:

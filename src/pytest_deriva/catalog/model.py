@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pytest_deriva.exceptions import DerivaMLSchemaError, DerivaMLTableNotFound
@@ -101,7 +102,7 @@ class ForeignKey:
     def foreign_key_columns(self) -> list[Column]:
         return [self.table.columns[c["column_name"]] for c in self.doc["foreign_key_columns"]]
 
-    @property
+    @cached_property
     def pk_table(self) -> Table:
         ref = self.doc["referenced_columns"][0]
         return self.table.schema.model.schemas[ref["schema_name"]].tables[ref["table_name"]]
@@ -136,11 +137,11 @@ class Table:
     def comment(self) -> str | None:
         return self.doc.get("comment")
 
-    @property
+    @cached_property
     def keys(self) -> list[Key]:
         return [Key(self, k) for k in self.doc.get("keys", [])]
 
-    @property
+    @cached_property
     def foreign_keys(self) -> list[ForeignKey]:
         return [ForeignKey(self, fk) for fk in self.doc.get("foreign_keys", [])]
 
@@ -179,6 +180,9 @@ class Model:
         self.schemas: dict[str, Schema] = {
             name: Schema(self, name, s) for name, s in self.doc.get("schemas", {}).items()
         }
+        # The model is immutable (a change makes a new Model), so answers can be kept.
+        self._names: dict[str, Table] = {}
+        self._associations: dict[tuple[int, int], tuple[Table, str, str]] = {}
 
     # -- navigation -------------------------------------------------------------------------
     def tables(self) -> Iterator[Table]:
@@ -197,6 +201,14 @@ class Model:
         """
         if isinstance(table, Table):
             return table
+        found = self._names.get(table)
+        if found is not None:
+            return found
+        found = self._lookup(table)
+        self._names[table] = found
+        return found
+
+    def _lookup(self, table: str) -> Table:
         if ":" in table:
             sname, _, tname = table.partition(":")
             try:
@@ -256,6 +268,14 @@ class Model:
         """
         t = self.name_to_table(table)
         o = self.name_to_table(other)
+        cached = self._associations.get((id(t), id(o)))
+        if cached is not None:
+            return cached
+        result = self._find_association(t, o)
+        self._associations[(id(t), id(o))] = result
+        return result
+
+    def _find_association(self, t: Table, o: Table) -> tuple[Table, str, str]:
         found: list[tuple[Table, str, str]] = []
         for candidate in self.tables():
             to_t = [fk for fk in candidate.foreign_keys if fk.pk_table is t]

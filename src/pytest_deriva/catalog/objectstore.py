@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+import itertools
+import threading
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -21,6 +22,7 @@ from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLNotFoundError, D
 __all__ = ["FileObjectStore", "md5_of"]
 
 _CHUNK = 1 << 20
+_counter = itertools.count()
 _URL_RE = re.compile(r"^/hatrac/(?P<ns>[^/]+)/(?P<md5>[0-9a-f]{32})\.(?P<name>[^/]+)$")
 
 
@@ -36,20 +38,20 @@ def md5_of(path: Path) -> tuple[str, int]:
 
 
 def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
-    """Copy ``src`` into a temporary file in ``dst_dir``, hashing on the way."""
+    """Copy ``src`` into a new temporary file in ``dst_dir``, hashing on the way."""
     h = hashlib.md5(usedforsecurity=False)
     n = 0
-    fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=".incoming-")
+    tmp = dst_dir / f".incoming-{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
     try:
-        with src.open("rb") as fin, os.fdopen(fd, "wb") as fout:
+        with src.open("rb") as fin, tmp.open("xb") as fout:
             while chunk := fin.read(_CHUNK):
                 h.update(chunk)
                 fout.write(chunk)
                 n += len(chunk)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp), h.hexdigest(), n
+    return tmp, h.hexdigest(), n
 
 
 class FileObjectStore:
@@ -59,6 +61,7 @@ class FileObjectStore:
         self.root = root
         self._objects = root / "objects"
         self._incoming = root / "incoming"
+        self._dirs: set[Path] = set()  # folders known to exist, to save mkdir calls
 
     def _object_path(self, md5: str) -> Path:
         return self._objects / md5[:2] / md5
@@ -82,7 +85,7 @@ class FileObjectStore:
         source = Path(source)
         if not source.is_file():
             raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")
-        self._incoming.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(self._incoming)
         tmp, digest, length = _copy_hashing(source, self._incoming)
         if md5 is not None and md5 != digest:
             tmp.unlink(missing_ok=True)
@@ -91,9 +94,26 @@ class FileObjectStore:
         if final.exists():
             tmp.unlink(missing_ok=True)
         else:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_dir(final.parent)
             os.replace(tmp, final)
         return StoredObject(self.url_for(namespace, digest, filename), digest, length)
+
+    def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
+        """Store bytes held in memory (no source file needed)."""
+        digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        url = self.url_for(namespace, digest, filename)
+        final = self._object_path(digest)
+        if not final.exists():
+            self._ensure_dir(final.parent)
+            tmp = final.parent / f".incoming-{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+        return StoredObject(url, digest, len(data))
+
+    def _ensure_dir(self, folder: Path) -> None:
+        if folder not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(folder)
 
     def get(self, url: str, dest: Path) -> Path:
         _, md5, _ = self.parse_url(url)

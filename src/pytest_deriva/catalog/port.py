@@ -38,6 +38,10 @@ class ObjectStore(Protocol):
         """Store ``source`` under ``/hatrac/<namespace>/<md5>.<filename>`` and return where."""
         ...
 
+    def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
+        """Store bytes from memory under ``/hatrac/<namespace>/<md5>.<filename>``."""
+        ...
+
     def get(self, url: str, dest: Path) -> Path:
         """Write the object at ``url`` to ``dest``, verifying its checksum."""
         ...

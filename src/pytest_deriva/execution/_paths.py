@@ -19,12 +19,29 @@ __all__ = [
     "asset_dir",
     "checked_file_name",
     "execution_root",
+    "forget",
     "feature_value_path",
     "manifest_path",
     "table_csv_path",
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+# Folders this process made or saw; checked first so the hot path makes no mkdir system calls.
+# A folder removed by clean-up is forgotten through forget().
+_known: set[Path] = set()
+
+
+def _ensure(folder: Path) -> Path:
+    if folder not in _known:
+        folder.mkdir(parents=True, exist_ok=True)
+        _known.add(folder)
+    return folder
+
+
+def forget(folder: Path) -> None:
+    """Drop ``folder`` and everything below it from the cache of existing folders (after removal)."""
+    for known in [k for k in _known if k == folder or k.is_relative_to(folder)]:
+        _known.discard(known)
 
 
 def checked_file_name(name: str, what: str = "file name") -> str:
@@ -56,16 +73,12 @@ def _segment(name: str, what: str) -> str:
 
 def execution_root(working_dir: Path, execution_rid: str) -> Path:
     """The folder of one execution (made if missing)."""
-    root = Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _ensure(Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID"))
 
 
 def asset_dir(working_dir: Path, execution_rid: str, asset_table: str) -> Path:
     """The flat folder of an asset table's registered files (made if missing)."""
-    d = execution_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return _ensure(execution_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table"))
 
 
 def manifest_path(working_dir: Path, execution_rid: str) -> Path:
@@ -80,11 +93,9 @@ def feature_value_path(working_dir: Path, execution_rid: str, schema: str, targe
         / _segment(target_table, "Table")
         / _segment(feature_name, "Feature")
     )
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{feature_name}.jsonl"
+    return _ensure(d) / f"{feature_name}.jsonl"
 
 
 def table_csv_path(working_dir: Path, execution_rid: str, schema: str, table: str) -> Path:
     d = execution_root(working_dir, execution_rid) / "table" / _segment(schema, "Schema") / _segment(table, "Table")
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{table}.csv"
+    return _ensure(d) / f"{table}.csv"

@@ -58,6 +58,8 @@ _METADATA_DESCRIPTIONS = {
     "hydra.yaml": "Hydra: Hydra's own configuration for this run.",
 }
 _ENV_SNAPSHOT_DESCRIPTION = "Runtime environment: Python, platform and installed packages."
+# The stored environment snapshot per object store, for this process.
+_ENV_OBJECTS: dict[tuple[str, str], StoredObject] = {}
 
 
 def format_duration(seconds: float) -> str:
@@ -222,65 +224,61 @@ class Execution:
 
         if reload or self._dry_run:
             return
-        cfile = self.asset_file_path(
-            MLAsset.execution_metadata,
-            "configuration.json",
-            asset_types=ExecMetadataType.deriva_config.value,
-            description=_METADATA_DESCRIPTIONS["configuration.json"],
-        )
-        Path(cfile).write_text(json.dumps(self.configuration.model_dump(mode="json")), encoding="utf-8")
+        self._record_metadata_files()
+        self.start_time = datetime.now()
+
+    def _record_metadata_files(self) -> None:
+        """Store the metadata files every execution records and link them, then set ``Pending``.
+
+        They are made here and stored straight from memory (or from where they are, for Hydra's
+        files and uv.lock), and recorded in one transaction with the status: none of them passes
+        through the execution's folder or its manifest.
+        """
+        objects = self._ml_object.catalog.objects
+        schema = self._ml_object.ml_schema
+        table = MLAsset.execution_metadata.value
+        items: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
+
+        def add(name: str, obj: StoredObject, asset_type: str, description: str | None) -> None:
+            entry = AssetEntry(asset_table=table, schema=schema, asset_types=[asset_type], description=description)
+            items[f"{table}/{name}"] = (entry, obj, name)
+
+        for asset_type in {t.value for t in ExecMetadataType}:
+            self._ml_object.lookup_term(MLVocab.asset_type, asset_type)
+        config = json.dumps(self.configuration.model_dump(mode="json")).encode()
+        add("configuration.json", objects.put_bytes(config, table, "configuration.json"),
+            ExecMetadataType.deriva_config.value, _METADATA_DESCRIPTIONS["configuration.json"])
         wf = self.configuration.workflow
         assert wf is not None
         if wf.git_root and (lock := Path(wf.git_root) / "uv.lock").is_file():
-            self.asset_file_path(
-                MLAsset.execution_metadata,
-                lock,
-                asset_types=ExecMetadataType.execution_config.value,
-                description=_METADATA_DESCRIPTIONS["uv.lock"],
-                copy_file=True,
-            )
+            add("uv.lock", objects.put(lock, table, "uv.lock"), ExecMetadataType.execution_config.value,
+                _METADATA_DESCRIPTIONS["uv.lock"])
         if diff := wf.source_diff():
             name = f"workflow-diff-{Path(wf.source_path or 'workflow').name}.patch"
-            dfile = self.asset_file_path(
-                MLAsset.execution_metadata,
-                name,
-                asset_types=ExecMetadataType.execution_config.value,
-                description=f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
-                f"(apply to {wf.url} to reproduce).",
-            )
-            Path(dfile).write_text(diff, encoding="utf-8")
-        self._upload_hydra_config_assets()
-        self._save_runtime_environment()
-        self.uploaded_assets = self._upload_execution_dirs()
-        self.start_time = datetime.now()
-        self.update_status(Status.pending, "Initialize status finished.")
-
-    def _save_runtime_environment(self) -> None:
-        name, text = environment_snapshot()
-        path = self.asset_file_path(
-            MLAsset.execution_metadata,
-            name,
-            asset_types=ExecMetadataType.runtime_env.value,
-            description=_ENV_SNAPSHOT_DESCRIPTION,
-        )
-        Path(path).write_text(text, encoding="utf-8")
-
-    def _upload_hydra_config_assets(self) -> None:
+            add(name, objects.put_bytes(diff.encode(), table, name), ExecMetadataType.execution_config.value,
+                f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
+                f"(apply them to {wf.url} to reproduce it).")
         out = self._ml_object.hydra_runtime_output_dir
-        if not out or not Path(out).is_dir():
-            return
-        run_dir = Path(out).name
-        for f in sorted(Path(out).rglob("*")):
-            if f.is_dir():
-                continue
-            self.asset_file_path(
-                MLAsset.execution_metadata,
-                f,
-                rename_file=f"hydra-{run_dir}-{f.name}",
-                asset_types=ExecMetadataType.hydra_config.value,
-                description=_METADATA_DESCRIPTIONS.get(f.name),
-                copy_file=True,
-            )
+        if out and Path(out).is_dir():
+            for f in sorted(Path(out).rglob("*")):
+                if f.is_file():
+                    name = _paths.checked_file_name(f"hydra-{Path(out).name}-{f.name}")
+                    add(name, objects.put(f, table, name), ExecMetadataType.hydra_config.value,
+                        _METADATA_DESCRIPTIONS.get(f.name))
+        name, text = environment_snapshot()
+        key = (str(getattr(objects, "root", id(objects))), name)
+        env = _ENV_OBJECTS.get(key)
+        if env is None:  # the snapshot is the same for the whole process: store it once
+            env = _ENV_OBJECTS[key] = objects.put_bytes(text.encode(), table, name)
+        add(name, env, ExecMetadataType.runtime_env.value, _ENV_SNAPSHOT_DESCRIPTION)
+
+        rids = self._record_assets(items, final_status=(Status.pending, "Initialize status finished."))
+        self.uploaded_assets = {
+            f"{schema}/{table}": [
+                AssetFilePath(Path(n), asset_table=table, file_name=n, asset_types=e.asset_types, asset_rid=rids[k])
+                for k, (e, _, n) in items.items()
+            ]
+        }
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -492,15 +490,26 @@ class Execution:
                     raise
                 time.sleep(retry_delay * 2 ** (attempt - 1))
 
-    def _record_assets(self, stored: Mapping[str, tuple[AssetEntry, StoredObject, str]]) -> dict[str, str]:
-        """Asset rows, Output links and types for stored objects, in one transaction; key -> RID."""
+    def _record_assets(
+        self,
+        stored: Mapping[str, tuple[AssetEntry, StoredObject, str]],
+        final_status: tuple[Status, str] | None = None,
+    ) -> dict[str, str]:
+        """Asset rows, Output links and types for stored objects, and then the status, in one
+        transaction; key -> RID."""
         ml = self._ml_object
         cat = ml.catalog
         rids: dict[str, str] = {}
         with cat.transaction():
             for key, (entry, obj, filename) in stored.items():
                 t = ml._table(f"{entry.schema}:{entry.asset_table}")
-                existing = cat.select(entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1)
+                row_key = (entry.schema, t.name, obj.md5, filename)
+                known = ml._asset_rows.get(row_key)
+                existing = (
+                    [{"RID": known}]
+                    if known
+                    else cat.select(entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1)
+                )
                 if existing:
                     rid = existing[0]["RID"]
                 else:
@@ -513,6 +522,8 @@ class Execution:
                         **entry.metadata,
                     }
                     rid = cat.insert(entry.schema, t.name, [row])[0]["RID"]
+                if filename.startswith("environment_snapshot_"):
+                    ml._asset_rows[row_key] = rid  # shared by every execution of this process
                 assoc, col, ecol = self._model.find_association(t, "Execution")
                 cat.insert(
                     assoc.schema.name, assoc.name, [{col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}], on_conflict_skip=True
@@ -520,6 +531,8 @@ class Execution:
                 atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
                 cat.insert(atype.schema.name, atype.name, [{tcol: rid, "Asset_Type": at} for at in entry.asset_types], on_conflict_skip=True)
                 rids[key] = rid
+            if final_status is not None:
+                self.update_status(*final_status)
         return rids
 
     def _upload_execution_dirs(
@@ -529,6 +542,7 @@ class Execution:
         retry_delay: float = 5.0,
         timeout: tuple[int, int] | None = None,
         chunk_size: int | None = None,
+        final_status: tuple[Status, str] | None = None,
     ) -> dict[str, list[AssetFilePath]]:
         manifest = self._get_manifest()
         pending = manifest.pending_assets()
@@ -554,7 +568,7 @@ class Execution:
 
         rids: dict[str, str] = {}
         try:
-            rids = self._record_assets(stored)
+            rids = self._record_assets(stored, None if errors else final_status)
         except DerivaMLException:
             # Find the rows the catalog refuses, one file at a time; record the others.
             for key, item in stored.items():
@@ -562,6 +576,8 @@ class Execution:
                     rids.update(self._record_assets({key: item}))
                 except DerivaMLException as e:
                     errors[key] = f"{type(e).__name__}: {e}"
+            if final_status is not None and not errors:
+                self.update_status(*final_status)
         if rids:
             manifest.mark_uploaded(rids)
         if errors:
@@ -626,13 +642,18 @@ class Execution:
         try:
             if not keep_outcome:
                 self.update_status(Status.running, "Uploading execution files...")
-            self.uploaded_assets = self._upload_execution_dirs(progress_callback, max_retries, retry_delay, timeout, chunk_size)
+            self.uploaded_assets = self._upload_execution_dirs(
+                progress_callback,
+                max_retries,
+                retry_delay,
+                timeout,
+                chunk_size,
+                final_status=None if keep_outcome else (Status.completed, "Successfully end the execution."),
+            )
         except Exception as e:
             if not keep_outcome:
                 self.update_status(Status.failed, f"Upload failed: {e}")
             raise
-        if not keep_outcome:
-            self.update_status(Status.completed, "Successfully end the execution.")
         if clean_folder:
             self._clean_folder_contents(self.working_dir)
         return self.uploaded_assets
@@ -645,6 +666,7 @@ class Execution:
         else:
             for child in folder_path.iterdir():
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        _paths.forget(folder_path)
         self._manifest = None
 
     # -- inputs ------------------------------------------------------------------------------

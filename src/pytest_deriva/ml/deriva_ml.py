@@ -115,6 +115,9 @@ class DerivaML:
         self.hydra_runtime_output_dir = Path(hydra_runtime_output_dir) if hydra_runtime_output_dir else None
         self._terms: dict[str, dict[str, VocabularyTerm]] = {}
         self._terms_lock = threading.Lock()
+        # Asset rows known to exist, by (schema, table, MD5, file name): the environment snapshot
+        # every execution of a process records.
+        self._asset_rows: dict[tuple[str, str, str, str], str] = {}
         self._ensure_ml_schema()
         self._domain_schema = domain_schema
 
@@ -410,8 +413,12 @@ class DerivaML:
     def add_workflow(self, workflow: Workflow) -> str:
         """Record a workflow, or find the one already recorded with the same checksum or URL; its RID."""
         types = [self.lookup_term(MLVocab.workflow_type, t).name for t in workflow.workflow_type]
+        found = self._find_workflow_row(workflow.checksum, workflow.url)  # the common case: no write lock
+        if found is not None:
+            workflow.rid = str(found["RID"])
+            return workflow.rid
         with self.catalog.transaction():
-            existing = self._find_workflow_row(workflow.checksum, workflow.url)
+            existing = self._find_workflow_row(workflow.checksum, workflow.url)  # again, under the lock
             if existing is not None:
                 rid = str(existing["RID"])
             else:
@@ -531,11 +538,12 @@ class DerivaML:
                 )
             execution_rid = found[0]
         record = self.lookup_execution(execution_rid)
-        config_file = root / execution_rid / "assets" / "Execution_Metadata" / "configuration.json"
-        if config_file.exists():
-            configuration = ExecutionConfiguration.load_configuration(config_file)
-        else:
-            configuration = ExecutionConfiguration(description=record.description or "")
+        configuration = ExecutionConfiguration(description=record.description or "")
+        for asset in record.list_assets(asset_role="Output"):
+            if asset.asset_table == "Execution_Metadata" and asset.filename == "configuration.json":
+                target = self.cache_dir / "restore" / execution_rid / "configuration.json"
+                configuration = ExecutionConfiguration.load_configuration(self.catalog.objects.get(asset.url, target))
+                break
         workflow = self.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
         return Execution(configuration, self, workflow=workflow, reload=execution_rid)
 
