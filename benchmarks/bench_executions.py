@@ -1,0 +1,90 @@
+"""Cost of recording executions in the embedded catalog, next to a plain loop writing the same files.
+
+For each N (default 10, 100, 1000) a fresh process makes a fresh catalog and records N executions,
+each with one 10 KB output (create, run, register the file, upload). The baseline, measured in the
+same process right before, writes the same N files in a plain loop. It prints the milliseconds per
+execution of both, the difference, and the process's peak memory (flat in N is the goal).
+
+    python benchmarks/bench_executions.py            # N = 10, 100, 1000
+    python benchmarks/bench_executions.py 10 100     # other N
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PAYLOAD = os.urandom(10 * 1024)
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
+
+
+def run_one(n: int) -> dict[str, float]:
+    """Measure one N in this process (called in a child process by main)."""
+    from pytest_deriva import DerivaML, ExecutionConfiguration
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        repo = root / "project"
+        repo.mkdir()
+        (repo / "train.py").write_text("print('train')\n")
+        _git(repo, "init", "-q")
+        _git(repo, "add", "train.py")
+        _git(repo, "commit", "-qm", "init")
+
+        # Baseline: the same files written by a plain loop.
+        plain = root / "plain"
+        plain.mkdir()
+        t0 = time.perf_counter()
+        for i in range(n):
+            d = plain / str(i)
+            d.mkdir()
+            (d / "output.bin").write_bytes(PAYLOAD)
+        baseline = time.perf_counter() - t0
+
+        ml = DerivaML(repo / ".deriva")
+        wf = ml.create_workflow("bench", "Training", source_path=repo / "train.py")
+        # One warm-up execution: the environment snapshot and term caches are per process.
+        warm = ml.create_execution(ExecutionConfiguration(workflow=wf, description="warm-up"))
+        with warm:
+            warm.asset_file_path("Execution_Asset", "output.bin").write_bytes(PAYLOAD)
+        warm.upload_execution_outputs()
+
+        t0 = time.perf_counter()
+        for i in range(n):
+            exe = ml.create_execution(ExecutionConfiguration(workflow=wf, description=f"run {i}"))
+            with exe:
+                exe.asset_file_path("Execution_Asset", "output.bin").write_bytes(PAYLOAD)
+            exe.upload_execution_outputs()
+        tracked = time.perf_counter() - t0
+        count = len(ml.catalog.select("deriva-ml", "Execution", columns=["RID"]))
+        assert count == n + 1, f"expected {n + 1} executions, found {count}"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"n": n, "plain_ms": baseline / n * 1e3, "tracked_ms": tracked / n * 1e3, "peak_mb": peak_mb}
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(run_one(int(argv[1]))))
+        return 0
+    sizes = [int(a) for a in argv] or [10, 100, 1000]
+    print(f"{'N':>6} {'plain loop ms/run':>18} {'tracked ms/run':>15} {'overhead ms/run':>16} {'peak RSS MB':>12}")
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--child", str(n)], check=True, capture_output=True, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{n:>6} {r['plain_ms']:>18.3f} {r['tracked_ms']:>15.3f} {r['tracked_ms'] - r['plain_ms']:>16.3f} {r['peak_mb']:>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
