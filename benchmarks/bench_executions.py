@@ -24,8 +24,14 @@ PAYLOAD = os.urandom(10 * 1024)
 
 
 def _git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
 
 
@@ -82,7 +88,10 @@ def main(argv: list[str]) -> int:
     for n in sizes:
         out = subprocess.run([sys.executable, __file__, "--child", str(n)], check=True, capture_output=True, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{n:>6} {r['plain_ms']:>18.3f} {r['tracked_ms']:>15.3f} {r['tracked_ms'] - r['plain_ms']:>16.3f} {r['peak_mb']:>12.1f}")
+        print(
+            f"{n:>6} {r['plain_ms']:>18.3f} {r['tracked_ms']:>15.3f}"
+            f" {r['tracked_ms'] - r['plain_ms']:>16.3f} {r['peak_mb']:>12.1f}"
+        )
     return 0
 
 

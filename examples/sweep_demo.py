@@ -19,7 +19,7 @@ from pytest_deriva import DerivaML, ExecutionConfiguration
 C_VALUES = [0.1, 1.0]
 
 
-def experiment_svm(C: float = 1.0, ml_instance: DerivaML | None = None, execution=None) -> dict[str, float]:  # noqa: ANN001
+def experiment_svm(C: float = 1.0, ml_instance: DerivaML | None = None, execution=None) -> dict[str, float]:
     """Train an SVM on the digits data; a DerivaML model function (ml_instance, execution keywords)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -65,7 +65,10 @@ def show(ml: DerivaML, rid: str) -> None:
     for child in record.list_nested_executions():
         print(f"  child {child.rid}  {child.status.value}  {child.duration}  {child.description!r}")
         for asset in child.list_assets(asset_role="Output"):
-            print(f"    {asset.asset_table}/{asset.filename:<42} {asset.length:>8} B  md5 {asset.md5}  {asset.asset_types}")
+            print(
+                f"    {asset.asset_table}/{asset.filename:<42} {asset.length:>8} B"
+                f"  md5 {asset.md5}  {asset.asset_types}"
+            )
 
 
 if __name__ == "__main__":

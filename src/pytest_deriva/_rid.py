@@ -36,7 +36,7 @@ def encode_rid(number: int) -> str:
         digits = _ALPHABET[rem] + digits
         if not number:
             break
-    groups = []
+    groups: list[str] = []
     while len(digits) > 4:
         groups.insert(0, digits[-4:])
         digits = digits[:-4]

@@ -96,7 +96,9 @@ def _history_triggers(qualified: str, names: list[str], tdoc: Mapping[str, Any])
     json_cols = {c["name"] for c in tdoc["column_definitions"] if Column(None, c).base_typename in _JSON_TYPES}  # type: ignore[arg-type]
 
     def row(ref: str) -> str:
-        parts = [f"{_lit(n)}, {'json(' if n in json_cols else ''}{ref}.{_q(n)}{')' if n in json_cols else ''}" for n in names]
+        parts = [
+            f"{_lit(n)}, {'json(' if n in json_cols else ''}{ref}.{_q(n)}{')' if n in json_cols else ''}" for n in names
+        ]
         # json_object takes a bounded number of arguments; wide tables are merged from chunks.
         chunks = [f"json_object({', '.join(parts[i : i + 50])})" for i in range(0, len(parts), 50)]
         out = chunks[0]
@@ -107,12 +109,12 @@ def _history_triggers(qualified: str, names: list[str], tdoc: Mapping[str, Any])
     base = _q(f"_history:{qualified}")
     table = _q(qualified)
     return [
-        f"CREATE TRIGGER {base[:-1]}:i\" AFTER INSERT ON {table} BEGIN "
-        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW.\"RID\", {row('NEW')}); END",
-        f"CREATE TRIGGER {base[:-1]}:u\" AFTER UPDATE ON {table} BEGIN "
-        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW.\"RID\", {row('NEW')}); END",
-        f"CREATE TRIGGER {base[:-1]}:d\" AFTER DELETE ON {table} BEGIN "
-        f"INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, OLD.\"RID\", NULL); END",
+        f'CREATE TRIGGER {base[:-1]}:i" AFTER INSERT ON {table} BEGIN '
+        f'INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW."RID", {row("NEW")}); END',
+        f'CREATE TRIGGER {base[:-1]}:u" AFTER UPDATE ON {table} BEGIN '
+        f'INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, NEW."RID", {row("NEW")}); END',
+        f'CREATE TRIGGER {base[:-1]}:d" AFTER DELETE ON {table} BEGIN '
+        f'INSERT INTO _ermrest_history (tname, rid, row) VALUES ({_lit(qualified)}, OLD."RID", NULL); END',
     ]
 
 
@@ -250,7 +252,8 @@ class EmbeddedCatalog:
             if row is None:
                 for stmt in (
                     # h numbers every change; a snapshot id is the h of the last change it includes.
-                    "CREATE TABLE _ermrest_history (h INTEGER PRIMARY KEY, tname TEXT NOT NULL, rid TEXT NOT NULL, row TEXT)",
+                    "CREATE TABLE _ermrest_history "
+                    "(h INTEGER PRIMARY KEY, tname TEXT NOT NULL, rid TEXT NOT NULL, row TEXT)",
                     "CREATE INDEX _ermrest_history_rid ON _ermrest_history (rid)",
                     "CREATE INDEX _ermrest_history_table ON _ermrest_history (tname, rid)",
                 ):
@@ -397,8 +400,8 @@ class EmbeddedCatalog:
                 specs.append((c.name, c.base_typename, kind, c.default, not c.nullok and c.name not in SYSTEM_COLUMNS))
             names = [c.name for c in t.columns.values()]
             sql = (
-                f"INSERT INTO {_q(t.qualified_name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})"
-                + (" ON CONFLICT DO NOTHING" if skip else "")
+                f"INSERT INTO {_q(t.qualified_name)} ({', '.join(map(_q, names))}) "
+                f"VALUES ({', '.join('?' * len(names))}){' ON CONFLICT DO NOTHING' if skip else ''}"
             )
             plan = self._plans[key] = (t, sql, specs)
         return plan[1], plan[2]
@@ -507,7 +510,7 @@ class EmbeddedCatalog:
                 sets = ", ".join(f"{_q(k)} = ?" for k in changes)
                 params = [self._to_sql(t.columns[k].base_typename, v) for k, v in changes.items()]
                 cur = self._exec(
-                    f"UPDATE {_q(t.qualified_name)} SET {sets} WHERE \"RID\" = ? RETURNING {', '.join(map(_q, names))}",
+                    f'UPDATE {_q(t.qualified_name)} SET {sets} WHERE "RID" = ? RETURNING {", ".join(map(_q, names))}',
                     [*params, row["RID"]],
                 )
                 stored = cur.fetchone()
@@ -603,7 +606,7 @@ class EmbeddedCatalog:
         with self.transaction():
             rids = [r[0] for r in self._exec(f'SELECT "RID" FROM {_q(t.qualified_name)}{clause}', params).fetchall()]
             if rids:
-                self._exec(f'DELETE FROM {_q(t.qualified_name)}{clause}', params)
+                self._exec(f"DELETE FROM {_q(t.qualified_name)}{clause}", params)
         return len(rids)
 
     def resolve_rid(self, rid: str) -> tuple[str, str]:
@@ -613,9 +616,11 @@ class EmbeddedCatalog:
             )
         base, snap = split_snapshot(rid)
         with self._lock:
-            found = self._connection().execute(
-                "SELECT tname FROM _ermrest_history WHERE rid = ? ORDER BY h DESC LIMIT 1", (base,)
-            ).fetchone()
+            found = (
+                self._connection()
+                .execute("SELECT tname FROM _ermrest_history WHERE rid = ? ORDER BY h DESC LIMIT 1", (base,))
+                .fetchone()
+            )
         if found is not None:
             sname, _, tname = found[0].partition(":")
             t = self._table(sname, tname)
@@ -623,7 +628,10 @@ class EmbeddedCatalog:
                 present = bool(self._select_snapshot(t, {"RID": base}, ["RID"], None, 1, snap))
             else:
                 with self._lock:
-                    present = self._exec(f'SELECT 1 FROM {_q(t.qualified_name)} WHERE "RID" = ?', [base]).fetchone() is not None
+                    present = (
+                        self._exec(f'SELECT 1 FROM {_q(t.qualified_name)} WHERE "RID" = ?', [base]).fetchone()
+                        is not None
+                    )
             if present:
                 return sname, tname
         raise DerivaMLNotFoundError(f"RID {rid} does not exist in catalog {self.uri}.")

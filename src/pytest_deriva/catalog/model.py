@@ -217,15 +217,16 @@ class Model:
                 raise DerivaMLTableNotFound(table) from None
         hits = [s.tables[table] for s in self.schemas.values() if table in s.tables]
         if not hits:
-            raise DerivaMLTableNotFound(table, f"No table named {table!r} in the catalog (tables: "
-                                        f"{', '.join(sorted(t.name for t in self.tables()))})")
+            raise DerivaMLTableNotFound(
+                table,
+                f"No table named {table!r} in the catalog (tables: {', '.join(sorted(t.name for t in self.tables()))})",
+            )
         if len(hits) > 1:
             domain = [t for t in hits if t.schema.name != self.ml_schema]
             if len(domain) == 1:
                 return domain[0]
             raise DerivaMLSchemaError(
-                f"Table name {table!r} is ambiguous: {[t.qualified_name for t in hits]}; "
-                "name it as 'schema:table'."
+                f"Table name {table!r} is ambiguous: {[t.qualified_name for t in hits]}; name it as 'schema:table'."
             )
         return hits[0]
 
@@ -239,14 +240,14 @@ class Model:
     # -- DerivaML notions -------------------------------------------------------------------
     def is_vocabulary(self, table: str | Table) -> bool:
         t = self.name_to_table(table)
-        return VOCABULARY_COLUMNS <= t.columns.keys()
+        return t.columns.keys() >= VOCABULARY_COLUMNS
 
     def is_asset(self, table: str | Table) -> bool:
         try:
             t = self.name_to_table(table)
         except DerivaMLTableNotFound:
             return False
-        return ASSET_COLUMNS <= t.columns.keys()
+        return t.columns.keys() >= ASSET_COLUMNS
 
     def asset_metadata(self, table: str | Table) -> set[str]:
         """The metadata columns of an asset table: all but the system and asset columns."""

@@ -9,9 +9,9 @@ so a crash never leaves a half-written object under its final name.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-import itertools
 import threading
 from pathlib import Path
 from urllib.parse import quote, unquote

@@ -53,13 +53,25 @@ class ObjectStore(Protocol):
 class CatalogPort(Protocol):
     """Entity and model operations on one catalog."""
 
-    #: Where this catalog is: a folder path for the embedded store, an ERMrest URL for a server.
-    uri: str
-    #: Host name for records that name the catalog (``localhost`` for the embedded store).
-    hostname: str
-    #: Catalog id: the catalog number on a server, the folder for the embedded store.
-    catalog_id: str
-    objects: ObjectStore
+    @property
+    def uri(self) -> str:
+        """Where this catalog is: a folder path for the embedded store, an ERMrest URL for a server."""
+        ...
+
+    @property
+    def hostname(self) -> str:
+        """Host name for records that name the catalog (``localhost`` for the embedded store)."""
+        ...
+
+    @property
+    def catalog_id(self) -> str:
+        """The catalog number on a server, the folder for the embedded store."""
+        ...
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The object store beside the catalog."""
+        ...
 
     @property
     def model(self) -> Model: ...

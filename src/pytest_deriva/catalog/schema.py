@@ -81,13 +81,17 @@ def _em() -> Any:
     return ermrest_model
 
 
-def column(name: str, typename: str, *, nullok: bool = True, default: Any = None, comment: str | None = None) -> dict[str, Any]:
+def column(
+    name: str, typename: str, *, nullok: bool = True, default: Any = None, comment: str | None = None
+) -> dict[str, Any]:
     """An ERMrest column definition of a builtin type (``text``, ``int4``, ``text[]``, ...)."""
     em = _em()
     return dict(em.Column.define(name, em.builtin_types[typename], nullok=nullok, default=default, comment=comment))
 
 
-def _fkey(cols: Sequence[str], schema: str, table: str, refcols: Sequence[str], on_delete: str = "NO ACTION") -> dict[str, Any]:
+def _fkey(
+    cols: Sequence[str], schema: str, table: str, refcols: Sequence[str], on_delete: str = "NO ACTION"
+) -> dict[str, Any]:
     return dict(_em().ForeignKey.define(list(cols), schema, table, list(refcols), on_delete=on_delete))
 
 
@@ -278,7 +282,5 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
     for asset in MLAsset:
         tables.append(asset_table(s, asset.value))
         tables += asset_association_tables(s, asset.value, s)
-    tables.append(
-        association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID"))
-    )
+    tables.append(association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID")))
     return tables

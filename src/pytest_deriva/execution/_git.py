@@ -30,9 +30,7 @@ __all__ = ["GitFileInfo", "clear_cache", "git_file_info", "sanitize_remote"]
 _OVERRIDE_HINT = "or set DERIVA_ML_WORKFLOW_URL and DERIVA_ML_WORKFLOW_CHECKSUM"
 
 # ``scheme://rest`` (https, ssh, git, file, ...).
-_SCHEME_RE = re.compile(
-    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL
-)
+_SCHEME_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
 # scp-like ``[user@]host:path``: a ``:`` before any ``/``. The greedy ``[^/]*@`` takes the
 # *last* ``@`` so that an ``@`` inside a password cannot leak into the host.
 _SCP_RE = re.compile(r"^(?:[^/]*@)?(?P<host>[^@:/]+):(?P<path>.*)$", re.DOTALL)
@@ -196,9 +194,7 @@ def sanitize_remote(url: str, repo_root: Path) -> str:
         # rare path character. Keep only what follows the last "@".
         url = url.rpartition("@")[2]
     scp_match = _SCP_RE.match(url)
-    if (
-        scp_match and len(scp_match.group("host")) > 1
-    ):  # "C:\\x" is a Windows path, not scp
+    if scp_match and len(scp_match.group("host")) > 1:  # "C:\\x" is a Windows path, not scp
         host = scp_match.group("host")
         path = scp_match.group("path").lstrip("/")
         return _strip_git_suffix(f"https://{host}/{path}")
@@ -237,8 +233,7 @@ def git_file_info(path: str | os.PathLike[str]) -> GitFileInfo:
         raise DerivaMLWorkflowError(f"Cannot read workflow file {file}: {exc}") from exc
     if file.is_dir():
         raise DerivaMLWorkflowError(
-            f"Workflow path {file} is a directory; pass the path of the source file itself, "
-            f"{_OVERRIDE_HINT}."
+            f"Workflow path {file} is a directory; pass the path of the source file itself, {_OVERRIDE_HINT}."
         )
 
     stamp = _stamp(file, st)
@@ -262,14 +257,9 @@ def _compute(file: Path) -> GitFileInfo:
     top = _run(git, ["rev-parse", "--show-toplevel"], file.parent)
     if top.returncode != 0 or not top.stdout.strip():
         detail = top.stderr.strip()
-        extra = (
-            ""
-            if "not a git repository" in detail.lower() or not detail
-            else f" (git says: {detail})"
-        )
+        extra = "" if "not a git repository" in detail.lower() or not detail else f" (git says: {detail})"
         raise DerivaMLWorkflowError(
-            f"File {file} is not inside a git repository{extra}; run `git init` and commit it, "
-            f"{_OVERRIDE_HINT}."
+            f"File {file} is not inside a git repository{extra}; run `git init` and commit it, {_OVERRIDE_HINT}."
         )
     repo_root = Path(top.stdout.strip()).resolve()
     try:
@@ -312,9 +302,7 @@ def _compute(file: Path) -> GitFileInfo:
     )
     is_dirty = not commit or status.returncode != 0 or bool(status.stdout.strip())
 
-    described = _run(
-        git, ["describe", "--tags", "--always", "--long", "HEAD"], repo_root
-    )
+    described = _run(git, ["describe", "--tags", "--always", "--long", "HEAD"], repo_root)
     version = described.stdout.strip() if described.returncode == 0 else ""
     if not version:
         version = "0.0.0"
@@ -340,8 +328,7 @@ def _git_executable(file: Path) -> str:
     git = shutil.which("git")
     if git is None:
         raise DerivaMLWorkflowError(
-            f"git is needed to identify workflow file {file} but was not found on PATH; "
-            f"install git, {_OVERRIDE_HINT}."
+            f"git is needed to identify workflow file {file} but was not found on PATH; install git, {_OVERRIDE_HINT}."
         )
     return git
 
@@ -366,9 +353,7 @@ def _run(git: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[st
             check=False,
         )
     except OSError as exc:
-        raise DerivaMLWorkflowError(
-            f"Cannot run git in {cwd}: {exc}; install git, {_OVERRIDE_HINT}."
-        ) from exc
+        raise DerivaMLWorkflowError(f"Cannot run git in {cwd}: {exc}; install git, {_OVERRIDE_HINT}.") from exc
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:

@@ -1,11 +1,11 @@
 """Where an execution keeps its files inside the DerivaML working directory.
 
-    <working_dir>/execution/<execution RID>/
-        assets/<AssetTable>/<file>        registered files (flat per table)
-        asset-manifest.jsonl              the crash-safe record of every registration
-        feature/<schema>/<table>/<feature>/<feature>.jsonl
-        table/<schema>/<table>/<table>.csv
-        downloaded-assets/<AssetTable>/   input assets
+<working_dir>/execution/<execution RID>/
+    assets/<AssetTable>/<file>        registered files (flat per table)
+    asset-manifest.jsonl              the crash-safe record of every registration
+    feature/<schema>/<table>/<feature>/<feature>.jsonl
+    table/<schema>/<table>/<table>.csv
+    downloaded-assets/<AssetTable>/   input assets
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ __all__ = [
     "asset_dir",
     "checked_file_name",
     "execution_root",
-    "forget",
     "feature_value_path",
+    "forget",
     "manifest_path",
     "table_csv_path",
 ]
@@ -50,14 +50,7 @@ def checked_file_name(name: str, what: str = "file name") -> str:
     Several dots and spaces are fine (``my model.v2.pt``); separators, ``..``, absolute paths and
     NUL bytes are not: a registered file never escapes its execution's folder.
     """
-    if (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\x00" in name
-        or Path(name).is_absolute()
-    ):
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or Path(name).is_absolute():
         raise DerivaMLValidationError(
             f"{what} {name!r} is not a plain file name; it must not contain '/', '\\\\', be '..' or be absolute. "
             "Give just the name, for example 'model.pt'."
@@ -85,7 +78,9 @@ def manifest_path(working_dir: Path, execution_rid: str) -> Path:
     return execution_root(working_dir, execution_rid) / "asset-manifest.jsonl"
 
 
-def feature_value_path(working_dir: Path, execution_rid: str, schema: str, target_table: str, feature_name: str) -> Path:
+def feature_value_path(
+    working_dir: Path, execution_rid: str, schema: str, target_table: str, feature_name: str
+) -> Path:
     d = (
         execution_root(working_dir, execution_rid)
         / "feature"

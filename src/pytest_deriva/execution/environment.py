@@ -63,7 +63,11 @@ def get_execution_environment() -> dict[str, Any]:
                 key=lambda x: x[0].lower(),
             )
             _cached = {
-                "python": {"version": sys.version, "implementation": platform.python_implementation(), "executable": sys.executable},
+                "python": {
+                    "version": sys.version,
+                    "implementation": platform.python_implementation(),
+                    "executable": sys.executable,
+                },
                 "platform": {
                     "system": platform.system(),
                     "release": platform.release(),

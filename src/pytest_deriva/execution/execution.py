@@ -145,7 +145,9 @@ class Execution:
             found = ml_object.resolve_rid(a.rid)
             if not self._model.is_asset(found.table):
                 raise DerivaMLTableTypeError(
-                    "asset", a.rid, f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table."
+                    "asset",
+                    a.rid,
+                    f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table.",
                 )
 
         self.workflow_rid = ml_object.add_workflow(wf) if not self._dry_run else DRY_RUN_RID
@@ -246,25 +248,41 @@ class Execution:
         for asset_type in {t.value for t in ExecMetadataType}:
             self._ml_object.lookup_term(MLVocab.asset_type, asset_type)
         config = json.dumps(self.configuration.model_dump(mode="json")).encode()
-        add("configuration.json", objects.put_bytes(config, table, "configuration.json"),
-            ExecMetadataType.deriva_config.value, _METADATA_DESCRIPTIONS["configuration.json"])
+        add(
+            "configuration.json",
+            objects.put_bytes(config, table, "configuration.json"),
+            ExecMetadataType.deriva_config.value,
+            _METADATA_DESCRIPTIONS["configuration.json"],
+        )
         wf = self.configuration.workflow
         assert wf is not None
         if wf.git_root and (lock := Path(wf.git_root) / "uv.lock").is_file():
-            add("uv.lock", objects.put(lock, table, "uv.lock"), ExecMetadataType.execution_config.value,
-                _METADATA_DESCRIPTIONS["uv.lock"])
+            add(
+                "uv.lock",
+                objects.put(lock, table, "uv.lock"),
+                ExecMetadataType.execution_config.value,
+                _METADATA_DESCRIPTIONS["uv.lock"],
+            )
         if diff := wf.source_diff():
             name = f"workflow-diff-{Path(wf.source_path or 'workflow').name}.patch"
-            add(name, objects.put_bytes(diff.encode(), table, name), ExecMetadataType.execution_config.value,
+            add(
+                name,
+                objects.put_bytes(diff.encode(), table, name),
+                ExecMetadataType.execution_config.value,
                 f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
-                f"(apply them to {wf.url} to reproduce it).")
+                f"(apply them to {wf.url} to reproduce it).",
+            )
         out = self._ml_object.hydra_runtime_output_dir
         if out and Path(out).is_dir():
             for f in sorted(Path(out).rglob("*")):
                 if f.is_file():
                     name = _paths.checked_file_name(f"hydra-{Path(out).name}-{f.name}")
-                    add(name, objects.put(f, table, name), ExecMetadataType.hydra_config.value,
-                        _METADATA_DESCRIPTIONS.get(f.name))
+                    add(
+                        name,
+                        objects.put(f, table, name),
+                        ExecMetadataType.hydra_config.value,
+                        _METADATA_DESCRIPTIONS.get(f.name),
+                    )
         name, text = environment_snapshot()
         key = (str(getattr(objects, "root", id(objects))), name)
         env = _ENV_OBJECTS.get(key)
@@ -374,7 +392,9 @@ class Execution:
     # -- registering files -------------------------------------------------------------------
     def _get_manifest(self) -> AssetManifest:
         if self._manifest is None:
-            self._manifest = AssetManifest(_paths.manifest_path(self._working_dir, self.execution_rid), self.execution_rid)
+            self._manifest = AssetManifest(
+                _paths.manifest_path(self._working_dir, self.execution_rid), self.execution_rid
+            )
         return self._manifest
 
     def _metadata_validator(self, table: Table) -> Callable[[dict[str, Any]], None]:
@@ -447,9 +467,8 @@ class Execution:
 
         flat = _paths.asset_dir(self._working_dir, self.execution_rid, table.name) / target
         if source.exists():
-            if flat.exists() or flat.is_symlink():
-                if flat.resolve() != source.resolve():
-                    flat.unlink()
+            if flat.is_symlink() or (flat.exists() and not flat.samefile(source)):
+                flat.unlink()  # registered again: the new source replaces the old
             if not flat.exists():
                 if copy_file:
                     shutil.copy2(source, flat)
@@ -464,10 +483,16 @@ class Execution:
         manifest.add_asset(
             key,
             AssetEntry(
-                asset_table=table.name, schema=table.schema.name, asset_types=type_list, metadata=meta, description=description
+                asset_table=table.name,
+                schema=table.schema.name,
+                asset_types=type_list,
+                metadata=meta,
+                description=description,
             ),
         )
-        result = AssetFilePath(flat, asset_table=table.name, file_name=target, asset_metadata=meta, asset_types=type_list)
+        result = AssetFilePath(
+            flat, asset_table=table.name, file_name=target, asset_metadata=meta, asset_types=type_list
+        )
         result._bind_manifest(manifest, key, validate)
         return result
 
@@ -476,7 +501,9 @@ class Execution:
         for schema in self._ml_object.domain_schemas:
             if table in self._model.schemas[schema].tables:
                 return _paths.table_csv_path(self._working_dir, self.execution_rid, schema, table)
-        raise DerivaMLTableNotFound(table, f"Table {table!r} is not in any domain schema ({self._ml_object.domain_schemas})")
+        raise DerivaMLTableNotFound(
+            table, f"Table {table!r} is not in any domain schema ({self._ml_object.domain_schemas})"
+        )
 
     # -- uploading ---------------------------------------------------------------------------
     def _store(self, src: Path, table: str, filename: str, max_retries: int, retry_delay: float) -> StoredObject:
@@ -508,7 +535,9 @@ class Execution:
                 existing = (
                     [{"RID": known}]
                     if known
-                    else cat.select(entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1)
+                    else cat.select(
+                        entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1
+                    )
                 )
                 if existing:
                     rid = existing[0]["RID"]
@@ -526,10 +555,18 @@ class Execution:
                     ml._asset_rows[row_key] = rid  # shared by every execution of this process
                 assoc, col, ecol = self._model.find_association(t, "Execution")
                 cat.insert(
-                    assoc.schema.name, assoc.name, [{col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}], on_conflict_skip=True
+                    assoc.schema.name,
+                    assoc.name,
+                    [{col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}],
+                    on_conflict_skip=True,
                 )
                 atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
-                cat.insert(atype.schema.name, atype.name, [{tcol: rid, "Asset_Type": at} for at in entry.asset_types], on_conflict_skip=True)
+                cat.insert(
+                    atype.schema.name,
+                    atype.name,
+                    [{tcol: rid, "Asset_Type": at} for at in entry.asset_types],
+                    on_conflict_skip=True,
+                )
                 rids[key] = rid
             if final_status is not None:
                 self.update_status(*final_status)
@@ -724,7 +761,9 @@ class Execution:
         return self._execution_record.list_input_datasets()
 
     # -- nesting -----------------------------------------------------------------------------
-    def add_nested_execution(self, nested_execution: Execution | ExecutionRecord | str, sequence: int | None = None) -> None:
+    def add_nested_execution(
+        self, nested_execution: Execution | ExecutionRecord | str, sequence: int | None = None
+    ) -> None:
         """Make another execution a child of this one; ``sequence`` orders it (None: parallel)."""
         if self._dry_run:
             return

@@ -71,7 +71,9 @@ class AssetManifest:
             except (ValueError, KeyError, TypeError) as e:
                 is_last = number == len(lines) and not complete
                 if is_last:
-                    _log.warning("Ignoring the torn last line %d of %s (a write interrupted by a crash).", number, self.path)
+                    _log.warning(
+                        "Ignoring the torn last line %d of %s (a write interrupted by a crash).", number, self.path
+                    )
                     continue
                 raise DerivaMLManifestError(
                     f"The asset manifest {self.path} is corrupt at line {number} ({e}). It has been left as it is; "
@@ -115,7 +117,11 @@ class AssetManifest:
 
     def add_asset(self, key: str, entry: AssetEntry) -> None:
         """Register (or re-register) a file; it is pending until uploaded."""
-        record = {"op": "add", "key": key, "entry": {k: v for k, v in asdict(entry).items() if k not in ("state", "rid", "error")}}
+        record = {
+            "op": "add",
+            "key": key,
+            "entry": {k: v for k, v in asdict(entry).items() if k not in ("state", "rid", "error")},
+        }
         with self._lock:
             self._write([record])
             self._apply(record)
@@ -156,7 +162,7 @@ class _WriteThrough(dict[str, Any]):
         super().__setitem__(key, value)
         self._owner.metadata = {key: value}
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         values = dict(*args, **kwargs)
         super().update(values)
         self._owner.metadata = values
@@ -182,7 +188,7 @@ class AssetFilePath(_BasePath):  # type: ignore[valid-type,misc]
     def __new__(cls, asset_path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> AssetFilePath:
         if sys.version_info >= (3, 12):
             return super().__new__(cls, asset_path)  # type: ignore[call-arg]
-        return cls._from_parts([os.fspath(asset_path)])  # type: ignore[attr-defined,no-any-return]
+        return cls._from_parts([os.fspath(asset_path)])  # type: ignore[no-any-return]
 
     def __init__(
         self,

@@ -99,10 +99,18 @@ class ExecutionRecord:
         return self._ml._related_executions(self.execution_rid, children=False, recurse=recurse, visited=_visited)
 
     def is_nested(self) -> bool:
-        return bool(self._ml.catalog.select(self._ml.ml_schema, "Execution_Execution", {"Nested_Execution": self.execution_rid}, limit=1))
+        return bool(
+            self._ml.catalog.select(
+                self._ml.ml_schema, "Execution_Execution", {"Nested_Execution": self.execution_rid}, limit=1
+            )
+        )
 
     def is_parent(self) -> bool:
-        return bool(self._ml.catalog.select(self._ml.ml_schema, "Execution_Execution", {"Execution": self.execution_rid}, limit=1))
+        return bool(
+            self._ml.catalog.select(
+                self._ml.ml_schema, "Execution_Execution", {"Execution": self.execution_rid}, limit=1
+            )
+        )
 
     def list_assets(self, asset_role: str | None = None) -> list[Asset]:
         """Assets this execution read (``Input``) or wrote (``Output``), from every asset table."""
@@ -114,7 +122,10 @@ class ExecutionRecord:
         return [self._ml.lookup_dataset(r["Dataset"]) for r in rows]
 
     def __repr__(self) -> str:
-        return f"ExecutionRecord(rid={self.execution_rid!r}, status={self._status.value!r}, description={self.description!r})"
+        return (
+            f"ExecutionRecord(rid={self.execution_rid!r}, status={self._status.value!r}, "
+            f"description={self.description!r})"
+        )
 
 
 def _rid_of(execution: Any) -> str:

@@ -120,7 +120,9 @@ class Workflow(BaseModel):
         if self._ml_instance is None:
             return list(self.workflow_type)
         ml = self._ml_instance
-        rows = ml.catalog.select(ml.ml_schema, "Workflow_Workflow_Type", {"Workflow": self.rid}, columns=["Workflow_Type"])
+        rows = ml.catalog.select(
+            ml.ml_schema, "Workflow_Workflow_Type", {"Workflow": self.rid}, columns=["Workflow_Type"]
+        )
         return [r["Workflow_Type"] for r in rows]
 
     def _term_name(self, workflow_type: str | VocabularyTerm) -> str:
@@ -135,7 +137,12 @@ class Workflow(BaseModel):
         if name in self.workflow_types:
             return
         ml = self._bound()
-        ml.catalog.insert(ml.ml_schema, "Workflow_Workflow_Type", [{"Workflow": self.rid, "Workflow_Type": name}], on_conflict_skip=True)
+        ml.catalog.insert(
+            ml.ml_schema,
+            "Workflow_Workflow_Type",
+            [{"Workflow": self.rid, "Workflow_Type": name}],
+            on_conflict_skip=True,
+        )
         super().__setattr__("workflow_type", [*self.workflow_type, name])
 
     def add_workflow_types(self, workflow_types: str | VocabularyTerm | list[str | VocabularyTerm]) -> None:
@@ -158,7 +165,9 @@ class Workflow(BaseModel):
         with ml.catalog.transaction():
             ml.catalog.delete(ml.ml_schema, "Workflow_Workflow_Type", {"Workflow": self.rid})
             if names:
-                ml.catalog.insert(ml.ml_schema, "Workflow_Workflow_Type", [{"Workflow": self.rid, "Workflow_Type": n} for n in names])
+                ml.catalog.insert(
+                    ml.ml_schema, "Workflow_Workflow_Type", [{"Workflow": self.rid, "Workflow_Type": n} for n in names]
+                )
 
     # -- identifying the code ----------------------------------------------------------------
     @model_validator(mode="after")
@@ -166,8 +175,10 @@ class Workflow(BaseModel):
         """Fill in URL, checksum, version and git root from the environment or from git."""
         if _truthy("DERIVA_MCP_IN_DOCKER"):
             self.version = self.version or os.environ.get("DERIVA_MCP_VERSION", "")
-            self.checksum = self.checksum or os.environ.get("DERIVA_MCP_IMAGE_DIGEST", "") or os.environ.get(
-                "DERIVA_MCP_GIT_COMMIT", ""
+            self.checksum = (
+                self.checksum
+                or os.environ.get("DERIVA_MCP_IMAGE_DIGEST", "")
+                or os.environ.get("DERIVA_MCP_GIT_COMMIT", "")
             )
             if not self.url:
                 image = os.environ.get("DERIVA_MCP_IMAGE_NAME", "")

@@ -49,7 +49,9 @@ def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` with a ``pyproject.toml``, ``.git`` or pytest ini; else ``start``."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if any((folder / marker).exists() for marker in ("pyproject.toml", ".git", "pytest.ini", "tox.ini", "setup.cfg")):
+        if any(
+            (folder / marker).exists() for marker in ("pyproject.toml", ".git", "pytest.ini", "tox.ini", "setup.cfg")
+        ):
             return folder
     return here
 
@@ -58,7 +60,9 @@ def _check_writable_dir(path: Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DerivaMLConfigurationError(f"Cannot create the {what} {path}: {e}. Name a folder you can write to.") from e
+        raise DerivaMLConfigurationError(
+            f"Cannot create the {what} {path}: {e}. Name a folder you can write to."
+        ) from e
     if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
         raise DerivaMLConfigurationError(f"The {what} {path} is not a writable folder. Name a folder you can write to.")
     return path
@@ -110,8 +114,12 @@ class DerivaML:
         self.credential = credential
         self.is_snapshot = False
         base = Path(getattr(self.catalog, "path", Path.cwd() / ".deriva-ml"))
-        self.working_dir = _check_writable_dir(Path(working_dir or base / "work").expanduser().absolute(), "working directory")
-        self.cache_dir = _check_writable_dir(Path(cache_dir or base / "cache").expanduser().absolute(), "cache directory")
+        self.working_dir = _check_writable_dir(
+            Path(working_dir or base / "work").expanduser().absolute(), "working directory"
+        )
+        self.cache_dir = _check_writable_dir(
+            Path(cache_dir or base / "cache").expanduser().absolute(), "cache directory"
+        )
         self.hydra_runtime_output_dir = Path(hydra_runtime_output_dir) if hydra_runtime_output_dir else None
         self._terms: dict[str, dict[str, VocabularyTerm]] = {}
         self._terms_lock = threading.Lock()
@@ -244,7 +252,9 @@ class DerivaML:
         )
         if not rows:
             if not exists_ok:
-                raise DerivaMLException(f"Term {term_name!r} already exists in {t.name}; pass exists_ok=True to reuse it.")
+                raise DerivaMLException(
+                    f"Term {term_name!r} already exists in {t.name}; pass exists_ok=True to reuse it."
+                )
             return self.lookup_term(t, term_name)
         self._load_terms(t)
         return VocabularyTerm._from_row(rows[0])
@@ -326,7 +336,9 @@ class DerivaML:
         if t is None or not self.model.is_asset(t):
             names = ", ".join(sorted(a.name for a in self.model.asset_tables()))
             raise DerivaMLTableTypeError(
-                "asset", str(getattr(table, "name", table)), f"Asset tables are: {names}; create one with ml.create_asset()."
+                "asset",
+                str(getattr(table, "name", table)),
+                f"Asset tables are: {names}; create one with ml.create_asset().",
             )
         return t
 
@@ -364,7 +376,9 @@ class DerivaML:
         found = self.resolve_rid(asset_rid)
         t = found.table
         if not self.model.is_asset(t):
-            raise DerivaMLTableTypeError("asset", asset_rid, f"RID {asset_rid} is a row of {t.name}, not of an asset table.")
+            raise DerivaMLTableTypeError(
+                "asset", asset_rid, f"RID {asset_rid} is a row of {t.name}, not of an asset table."
+            )
         row = self.catalog.select(t.schema.name, t.name, {"RID": asset_rid})[0]
         return self._asset_from_row(t, row, self._asset_types(t, [asset_rid])[asset_rid])
 
@@ -478,7 +492,9 @@ class DerivaML:
         """The workflow recorded with this URL or checksum."""
         row = self._find_workflow_row(url_or_checksum, url_or_checksum)
         if row is None:
-            raise DerivaMLNotFoundError(f"No workflow with URL or checksum {url_or_checksum!r} in catalog {self.catalog.uri}.")
+            raise DerivaMLNotFoundError(
+                f"No workflow with URL or checksum {url_or_checksum!r} in catalog {self.catalog.uri}."
+            )
         return self._workflow_from_row(row)
 
     def find_workflows(self) -> list[Workflow]:
@@ -518,7 +534,9 @@ class DerivaML:
         if workflow_type is not None:
             name = self.lookup_term(MLVocab.workflow_type, workflow_type).name
             wfs = self.catalog.select(self.ml_schema, "Workflow_Workflow_Type", {"Workflow_Type": name})
-            where["Workflow"] = [w["Workflow"] for w in wfs if "Workflow" not in where or w["Workflow"] == where["Workflow"]]
+            where["Workflow"] = [
+                w["Workflow"] for w in wfs if "Workflow" not in where or w["Workflow"] == where["Workflow"]
+            ]
         rows = self.catalog.select(self.ml_schema, "Execution", where, order_by=["RCT"])
         return [ExecutionRecord._from_row(r, self) for r in rows]
 
@@ -530,7 +548,9 @@ class DerivaML:
 
         root = self.working_dir / "execution"
         if execution_rid is None:
-            found = sorted(p.name for p in root.glob("*") if p.is_dir() and p.name != DRY_RUN_RID) if root.exists() else []
+            found = (
+                sorted(p.name for p in root.glob("*") if p.is_dir() and p.name != DRY_RUN_RID) if root.exists() else []
+            )
             if len(found) != 1:
                 raise DerivaMLException(
                     f"restore_execution() needs a RID: the working directory {root} holds "
@@ -571,7 +591,9 @@ class DerivaML:
         here, there = ("Execution", "Nested_Execution") if children else ("Nested_Execution", "Execution")
         links = self.catalog.select(self.ml_schema, "Execution_Execution", {here: rid})
         links.sort(key=lambda r: (r["Sequence"] is None, r["Sequence"] or 0, r["RCT"]))
-        rows = {r["RID"]: r for r in self.catalog.select(self.ml_schema, "Execution", {"RID": [x[there] for x in links]})}
+        rows = {
+            r["RID"]: r for r in self.catalog.select(self.ml_schema, "Execution", {"RID": [x[there] for x in links]})
+        }
         out: list[ExecutionRecord] = []
         for link in links:
             other = link[there]
