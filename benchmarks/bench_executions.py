@@ -5,8 +5,8 @@ each with one 10 KB output (create, run, register the file, upload). The baselin
 same process right before, writes the same N files in a plain loop. It prints the milliseconds per
 execution of both, the difference, and the process's peak memory (flat in N is the goal).
 
-    python benchmarks/bench_executions.py            # N = 10, 100, 1000
-    python benchmarks/bench_executions.py 10 100     # other N
+    python benchmarks/bench_executions.py                 # N = 10, 100, 1000, median of 3 runs each
+    python benchmarks/bench_executions.py --repeat 5 100  # other N and repeats
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,15 +84,24 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(run_one(int(argv[1]))))
         return 0
+    repeat = 3
+    if argv[:1] == ["--repeat"]:
+        repeat, argv = int(argv[1]), argv[2:]
     sizes = [int(a) for a in argv] or [10, 100, 1000]
+    print(f"median of {repeat} runs per N, each in a fresh process with a fresh catalog")
     print(f"{'N':>6} {'plain loop ms/run':>18} {'tracked ms/run':>15} {'overhead ms/run':>16} {'peak RSS MB':>12}")
     for n in sizes:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n)], check=True, capture_output=True, text=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"{n:>6} {r['plain_ms']:>18.3f} {r['tracked_ms']:>15.3f}"
-            f" {r['tracked_ms'] - r['plain_ms']:>16.3f} {r['peak_mb']:>12.1f}"
-        )
+        runs = []
+        for _ in range(repeat):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(n)], check=True, capture_output=True, text=True
+            )
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        plain = statistics.median(r["plain_ms"] for r in runs)
+        tracked = statistics.median(r["tracked_ms"] for r in runs)
+        overhead = statistics.median(r["tracked_ms"] - r["plain_ms"] for r in runs)
+        peak = max(r["peak_mb"] for r in runs)
+        print(f"{n:>6} {plain:>18.3f} {tracked:>15.3f} {overhead:>16.3f} {peak:>12.1f}")
     return 0
 
 

@@ -62,6 +62,11 @@ class FileObjectStore:
         self._objects = root / "objects"
         self._incoming = root / "incoming"
         self._dirs: set[Path] = set()  # folders known to exist, to save mkdir calls
+        if not self._objects.exists():
+            # All 256 buckets at once, when the store is made, rather than one by one on the hot path.
+            for i in range(256):
+                (self._objects / f"{i:02x}").mkdir(parents=True, exist_ok=True)
+            self._incoming.mkdir(exist_ok=True)
 
     def _object_path(self, md5: str) -> Path:
         return self._objects / md5[:2] / md5

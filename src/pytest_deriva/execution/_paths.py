@@ -26,22 +26,22 @@ __all__ = [
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
-# Folders this process made or saw; checked first so the hot path makes no mkdir system calls.
-# A folder removed by clean-up is forgotten through forget().
-_known: set[Path] = set()
+# Folders this process made, per execution folder, checked first so that the hot path makes no
+# mkdir system calls. Removing an execution's folder forgets them through forget().
+_known: dict[Path, set[Path]] = {}
 
 
-def _ensure(folder: Path) -> Path:
-    if folder not in _known:
+def _ensure(folder: Path, root: Path) -> Path:
+    known = _known.setdefault(root, set())
+    if folder not in known:
         folder.mkdir(parents=True, exist_ok=True)
-        _known.add(folder)
+        known.add(folder)
     return folder
 
 
-def forget(folder: Path) -> None:
-    """Drop ``folder`` and everything below it from the cache of existing folders (after removal)."""
-    for known in [k for k in _known if k == folder or k.is_relative_to(folder)]:
-        _known.discard(known)
+def forget(root: Path) -> None:
+    """Forget the folders made under an execution folder (after it was removed)."""
+    _known.pop(root, None)
 
 
 def checked_file_name(name: str, what: str = "file name") -> str:
@@ -66,12 +66,14 @@ def _segment(name: str, what: str) -> str:
 
 def execution_root(working_dir: Path, execution_rid: str) -> Path:
     """The folder of one execution (made if missing)."""
-    return _ensure(Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID"))
+    root = Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
+    return _ensure(root, root)
 
 
 def asset_dir(working_dir: Path, execution_rid: str, asset_table: str) -> Path:
     """The flat folder of an asset table's registered files (made if missing)."""
-    return _ensure(execution_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table"))
+    root = execution_root(working_dir, execution_rid)
+    return _ensure(root / "assets" / _segment(asset_table, "Asset table"), root)
 
 
 def manifest_path(working_dir: Path, execution_rid: str) -> Path:
@@ -81,16 +83,18 @@ def manifest_path(working_dir: Path, execution_rid: str) -> Path:
 def feature_value_path(
     working_dir: Path, execution_rid: str, schema: str, target_table: str, feature_name: str
 ) -> Path:
+    root = execution_root(working_dir, execution_rid)
     d = (
-        execution_root(working_dir, execution_rid)
+        root
         / "feature"
         / _segment(schema, "Schema")
         / _segment(target_table, "Table")
         / _segment(feature_name, "Feature")
     )
-    return _ensure(d) / f"{feature_name}.jsonl"
+    return _ensure(d, root) / f"{feature_name}.jsonl"
 
 
 def table_csv_path(working_dir: Path, execution_rid: str, schema: str, table: str) -> Path:
-    d = execution_root(working_dir, execution_rid) / "table" / _segment(schema, "Schema") / _segment(table, "Table")
-    return _ensure(d) / f"{table}.csv"
+    root = execution_root(working_dir, execution_rid)
+    d = root / "table" / _segment(schema, "Schema") / _segment(table, "Table")
+    return _ensure(d, root) / f"{table}.csv"

@@ -73,7 +73,7 @@ class DerivaML:
 
     Args:
         catalog: Where the catalog is: a folder for the embedded store (created on first use),
-            or a ``CatalogPort``. Default: ``.deriva`` at the project root.
+            or a ``CatalogPort``. Default: ``$DERIVA_CATALOG``, else ``.deriva`` at the project root.
         catalog_id: With ``hostname``, the id of a catalog on a DERIVA server.
         hostname: A DERIVA server's host name.
         domain_schema: The schema for the project's own tables (default: the one domain schema
@@ -104,7 +104,7 @@ class DerivaML:
             host = hostname or os.fspath(catalog or "")  # type: ignore[arg-type]
             catalog = f"https://{host}/ermrest/catalog/{catalog_id}"
         if catalog is None:
-            catalog = find_project_root() / ".deriva"
+            catalog = os.environ.get("DERIVA_CATALOG") or find_project_root() / ".deriva"
         self._logger = logging.getLogger("pytest_deriva")
         self._logger.setLevel(logging_level)
         self.catalog: CatalogPort = connect(catalog)
