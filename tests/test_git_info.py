@@ -74,16 +74,15 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_committed_file(repo: Path) -> None:
     path = repo / "src" / "model.py"
     info = git_file_info(path)
-    sha = git(
-        repo, "log", "-n", "1", "--pretty=format:%H", "--", "src/model.py"
-    ).strip()
+    sha = git(repo, "log", "-n", "1", "--pretty=format:%H", "--", "src/model.py").strip()
 
     assert isinstance(info, GitFileInfo)
     assert info.path == path.resolve()
     assert info.repo_root == repo.resolve()
     assert info.relpath == "src/model.py"
     assert info.commit == sha
-    assert sha in info.url and "src/model.py" in info.url
+    assert sha in info.url
+    assert "src/model.py" in info.url
     assert info.url == f"{info.remote}/blob/{sha}/src/model.py"
     assert info.checksum == git(repo, "hash-object", "src/model.py").strip()
     assert info.is_dirty is False
@@ -213,9 +212,7 @@ def test_sanitize_remote_local_and_empty() -> None:
     assert sanitize_remote("../upstream", root) == "file:///srv/work/upstream"
 
 
-def test_file_outside_repository(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_outside_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Do not let git find a repository that happens to enclose the temporary directory.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.resolve()))
     outside = tmp_path / "loose" / "script.py"
@@ -249,19 +246,14 @@ def test_git_not_installed(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "model.py" in str(excinfo.value)
 
 
-@pytest.mark.parametrize(
-    "name", ["my model.v2.py", "weird [1] name.py", ":colon start.py"]
-)
+@pytest.mark.parametrize("name", ["my model.v2.py", "weird [1] name.py", ":colon start.py"])
 def test_awkward_file_names(repo: Path, name: str) -> None:
     path = commit_file(repo, f"dir with space/{name}", "a = 1\n")
     info = git_file_info(str(path))
     assert info.relpath == f"dir with space/{name}"
     assert info.is_dirty is False
     assert info.commit == git(repo, "rev-parse", "HEAD").strip()
-    assert (
-        info.checksum
-        == git(repo, "hash-object", "--", f"dir with space/{name}").strip()
-    )
+    assert info.checksum == git(repo, "hash-object", "--", f"dir with space/{name}").strip()
     path.write_text("a = 2\n")
     clear_cache()
     changed = git_file_info(path)

@@ -83,6 +83,45 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_OWN_FILES = frozenset(
+    {
+        ".gitignore",
+        ".lock",
+        CATALOG_FILE,
+        f"{CATALOG_FILE}-wal",
+        f"{CATALOG_FILE}-shm",
+        f"{CATALOG_FILE}-journal",
+        "objects",
+        "incoming",
+    }
+)
+
+
+_held: set[tuple[Path, int]] = set()
+
+
+@contextmanager
+def _creation_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder/.lock`` (POSIX ``flock``; elsewhere SQLite's own locking must do)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    key = (folder, os.getpid())
+    if key in _held:  # flock is per open file: taking it again in this process would wait forever
+        yield
+        return
+    with (folder / ".lock").open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _held.add(key)
+        try:
+            yield
+        finally:
+            _held.discard(key)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _lit(text: str) -> str:
     """A SQL string literal (for trigger bodies, which cannot take parameters)."""
     return "'" + text.replace("'", "''") + "'"
@@ -142,26 +181,12 @@ class EmbeddedCatalog:
             raise DerivaMLConfigurationError(
                 f"Catalog path {self.path} is a file, not a catalog folder; name a folder (default .deriva)."
             )
-        if not db.exists():
-            if not create:
-                raise DerivaMLConfigurationError(
-                    f"{self.path} is not an embedded catalog (no {CATALOG_FILE} in it); "
-                    "name the folder that holds one, or let pytest-deriva create it."
-                )
-            if self.path.exists() and any(p.name not in {".gitignore"} for p in self.path.iterdir()):
-                raise DerivaMLConfigurationError(
-                    f"{self.path} is not an embedded catalog: it has files but no {CATALOG_FILE}. "
-                    "Name an empty or new folder for a new catalog."
-                )
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise DerivaMLConfigurationError(f"Cannot create the catalog folder {self.path}: {e}") from e
-        gi = self.path / ".gitignore"
-        if not gi.exists():
-            gi.write_text(_GITIGNORE)
+        if not db.exists() and not create:
+            raise DerivaMLConfigurationError(
+                f"{self.path} is not an embedded catalog (no {CATALOG_FILE} in it); "
+                "name the folder that holds one, or let pytest-deriva create it."
+            )
         self._db_path = db
-        self.objects = FileObjectStore(self.path)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -171,7 +196,36 @@ class EmbeddedCatalog:
         self._rids_reserved_here = False  # reserved inside the open transaction
         self._model: Model | None = None
         self._model_version = -1
-        self._init_db()
+        if db.exists():
+            self._init_db()
+        else:
+            self._create()
+        self.objects = FileObjectStore(self.path)
+
+    def _refuse_foreign_folder(self) -> None:
+        if self._db_path.exists():
+            return
+        strangers = [p.name for p in self.path.iterdir() if p.name not in _OWN_FILES]
+        if strangers:
+            raise DerivaMLConfigurationError(
+                f"{self.path} is not an embedded catalog: it has files ({', '.join(sorted(strangers)[:5])}) "
+                f"but no {CATALOG_FILE}. Name an empty or new folder for a new catalog."
+            )
+
+    def _create(self) -> None:
+        """Make a new catalog, safely when several processes (xdist workers) start at once."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DerivaMLConfigurationError(f"Cannot create the catalog folder {self.path}: {e}") from e
+        self._refuse_foreign_folder()  # before the lock file: a foreign folder is left untouched
+        with _creation_lock(self.path):
+            if not self._db_path.exists():
+                self._refuse_foreign_folder()
+                gi = self.path / ".gitignore"
+                if not gi.exists():
+                    gi.write_text(_GITIGNORE)
+            self._init_db()
 
     # -- connection and transactions ---------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -243,9 +297,17 @@ class EmbeddedCatalog:
     # -- set-up ------------------------------------------------------------------------------
     def _init_db(self) -> None:
         conn = self._connection()
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # Switching to WAL needs the database to itself: do it under the creation lock, and
+            # look again there (the process that made the catalog may have just done it).
+            with _creation_lock(self.path):
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    try:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                    except sqlite3.OperationalError as e:
+                        raise DerivaMLConfigurationError(
+                            f"Cannot switch {self._db_path} to WAL mode ({e}); is another program holding it open?"
+                        ) from e
         with self.transaction():
             conn.execute("CREATE TABLE IF NOT EXISTS _ermrest_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'format'").fetchone()

@@ -58,6 +58,7 @@ _METADATA_DESCRIPTIONS = {
     "hydra.yaml": "Hydra: Hydra's own configuration for this run.",
 }
 _ENV_SNAPSHOT_DESCRIPTION = "Runtime environment: Python, platform and installed packages."
+_UPLOAD_FAILED = "Upload failed:"
 # The stored environment snapshot per object store, for this process.
 _ENV_OBJECTS: dict[tuple[str, str], StoredObject] = {}
 
@@ -185,6 +186,7 @@ class Execution:
         if not self._dry_run:
             if reload:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
+                self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
             else:
                 self._execution_record = ExecutionRecord(
                     self.execution_rid,
@@ -675,7 +677,9 @@ class Execution:
             return {}
         if clean_folder is None:
             clean_folder = getattr(self._ml_object, "clean_execution_dir", True)
-        keep_outcome = self.status in (Status.failed, Status.aborted)
+        # A run that failed or was aborted keeps that outcome; a failed *upload* does not count.
+        detail = self._execution_record.status_detail if self._execution_record is not None else None
+        keep_outcome = self.status in (Status.failed, Status.aborted) and not (detail or "").startswith(_UPLOAD_FAILED)
         try:
             if not keep_outcome:
                 self.update_status(Status.running, "Uploading execution files...")
@@ -689,7 +693,7 @@ class Execution:
             )
         except Exception as e:
             if not keep_outcome:
-                self.update_status(Status.failed, f"Upload failed: {e}")
+                self.update_status(Status.failed, f"{_UPLOAD_FAILED} {e}")
             raise
         if clean_folder:
             self._clean_folder_contents(self.working_dir)

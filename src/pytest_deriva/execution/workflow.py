@@ -91,7 +91,8 @@ class Workflow(BaseModel):
 
     # -- catalog-bound attributes ------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        private = self.__dict__.get("__pydantic_private__") or {}
+        # pydantic keeps private attributes in a slot, not in __dict__ (nor before __init__ ends).
+        private = getattr(self, "__pydantic_private__", None) or {}
         if private.get("_ml_instance") is not None:
             if name == "description":
                 self._check_writable_catalog("update description")

@@ -107,6 +107,11 @@ class DerivaML:
             catalog = os.environ.get("DERIVA_CATALOG") or find_project_root() / ".deriva"
         self._logger = logging.getLogger("pytest_deriva")
         self._logger.setLevel(logging_level)
+        # Folders named explicitly are checked before the catalog is opened (or made).
+        if working_dir is not None:
+            _check_writable_dir(Path(working_dir).expanduser().absolute(), "working directory")
+        if cache_dir is not None:
+            _check_writable_dir(Path(cache_dir).expanduser().absolute(), "cache directory")
         self.catalog: CatalogPort = connect(catalog)
         self.ml_schema = ml_schema
         self.project_name = project_name
