@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pytest_deriva._rid import DRY_RUN_RID
 from pytest_deriva.catalog.model import Model, Table
 from pytest_deriva.catalog.port import StoredObject
+from pytest_deriva.dataset._execution import ExecutionDatasetMixin
 from pytest_deriva.enums import ExecMetadataType, MLAsset, MLVocab, Status
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -48,7 +49,7 @@ from pytest_deriva.execution.workflow import Workflow
 if TYPE_CHECKING:
     from pytest_deriva.ml import Asset, DerivaML
 
-__all__ = ["Execution", "format_duration"]
+__all__ = ["Execution", "ExecutionBase", "format_duration"]
 
 _METADATA_DESCRIPTIONS = {
     "configuration.json": "The ExecutionConfiguration of this execution, as JSON.",
@@ -74,8 +75,8 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
-class Execution:
-    """One run of a workflow, with its inputs, outputs and status.
+class ExecutionBase:
+    """One run of a workflow, with its inputs, outputs and status (the core; see :class:`Execution`).
 
     Args:
         configuration: Inputs, workflow and description.
@@ -371,12 +372,12 @@ class Execution:
         """Mark the end: record the ``Duration`` and set ``Completed``."""
         self._finish(Status.completed, "Algorithm execution ended.")
 
-    def execute(self) -> Execution:
+    def execute(self) -> Self:
         """Start the execution; also usable as ``with exe.execute():``."""
         self.execution_start()
         return self
 
-    def __enter__(self) -> Execution:
+    def __enter__(self) -> Self:
         self.execution_start()
         return self
 
@@ -636,6 +637,10 @@ class Execution:
                 )
             )
         self._upload_tables()
+        if not errors:
+            # Feature values wait for their asset files: insert them once every file is recorded.
+            uploaded = {(stored[k][0].asset_table, stored[k][2]): rid for k, rid in rids.items()}
+            self._upload_features(uploaded)  # type: ignore[attr-defined]  # from ExecutionDatasetMixin
         if errors:
             listing = "; ".join(f"{k}: {v}" for k, v in errors.items())
             raise DerivaMLUploadError(
@@ -806,6 +811,11 @@ class Execution:
 
     def __repr__(self) -> str:
         return f"Execution(rid={self.execution_rid!r}, status={self.status.value!r})"
+
+
+class Execution(ExecutionDatasetMixin, ExecutionBase):
+    """One run of a workflow: its inputs (datasets, assets), outputs (files, datasets, features),
+    status and timing. See :class:`ExecutionBase` for the arguments."""
 
 
 logging.getLogger("pytest_deriva").addHandler(logging.NullHandler())

@@ -16,12 +16,13 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_deriva._rid import DRY_RUN_RID, validate_rid
 from pytest_deriva.catalog import CatalogPort, connect
 from pytest_deriva.catalog import schema as ddl
 from pytest_deriva.catalog.model import Model, Table
+from pytest_deriva.dataset._handle import DatasetMixin
 from pytest_deriva.enums import MLVocab, Status
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from pytest_deriva.execution.record import ExecutionRecord
     from pytest_deriva.execution.workflow import Workflow
 
-__all__ = ["DerivaML", "find_project_root"]
+__all__ = ["DerivaML", "DerivaMLBase", "find_project_root"]
 
 DEFAULT_DOMAIN_SCHEMA = "Domain"
 _TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -68,8 +69,8 @@ def _check_writable_dir(path: Path, what: str) -> Path:
     return path
 
 
-class DerivaML:
-    """A handle on one catalog, in the shape of DerivaML's.
+class DerivaMLBase:
+    """A handle on one catalog, in the shape of DerivaML's: the core (see :class:`DerivaML`).
 
     Args:
         catalog: Where the catalog is: a folder for the embedded store (created on first use),
@@ -152,6 +153,11 @@ class DerivaML:
                     self.catalog.insert(
                         self.ml_schema, vocab, [{"Name": n, "Description": d} for n, d in terms], on_conflict_skip=True
                     )
+
+    @property
+    def _full(self) -> DerivaML:
+        """This handle as the full ``DerivaML`` (the class every handle is)."""
+        return cast("DerivaML", self)
 
     @property
     def model(self) -> Model:
@@ -485,7 +491,7 @@ class DerivaML:
             allow_dirty=False,
             source_path=None,
         )
-        wf._ml_instance = self
+        wf._ml_instance = self._full
         return wf
 
     def lookup_workflow(self, rid: str) -> Workflow:
@@ -512,7 +518,7 @@ class DerivaML:
         """Create an execution (a row in ``Execution`` unless ``dry_run``) ready to run."""
         from pytest_deriva.execution.execution import Execution
 
-        return Execution(configuration, self, workflow=workflow, dry_run=dry_run)
+        return Execution(configuration, self._full, workflow=workflow, dry_run=dry_run)
 
     def lookup_execution(self, execution_rid: str) -> ExecutionRecord:
         """The execution a RID names."""
@@ -520,7 +526,7 @@ class DerivaML:
 
         self._expect_table(execution_rid, "Execution", "an execution")
         row = self.catalog.select(self.ml_schema, "Execution", {"RID": execution_rid})[0]
-        return ExecutionRecord._from_row(row, self)
+        return ExecutionRecord._from_row(row, self._full)
 
     def find_executions(
         self,
@@ -543,7 +549,7 @@ class DerivaML:
                 w["Workflow"] for w in wfs if "Workflow" not in where or w["Workflow"] == where["Workflow"]
             ]
         rows = self.catalog.select(self.ml_schema, "Execution", where, order_by=["RCT"])
-        return [ExecutionRecord._from_row(r, self) for r in rows]
+        return [ExecutionRecord._from_row(r, self._full) for r in rows]
 
     def restore_execution(self, execution_rid: str | None = None) -> Execution:
         """An :class:`Execution` for one recorded earlier, with its files and manifest, e.g. to
@@ -570,7 +576,7 @@ class DerivaML:
                 configuration = ExecutionConfiguration.load_configuration(self.catalog.objects.get(asset.url, target))
                 break
         workflow = self.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
-        return Execution(configuration, self, workflow=workflow, reload=execution_rid)
+        return Execution(configuration, self._full, workflow=workflow, reload=execution_rid)
 
     def _add_nested_execution(self, parent: str, child: str, sequence: int | None) -> None:
         self._expect_table(parent, "Execution", "an execution")
@@ -604,19 +610,18 @@ class DerivaML:
             other = link[there]
             if other in visited and recurse:
                 continue
-            out.append(ExecutionRecord._from_row(rows[other], self))
+            out.append(ExecutionRecord._from_row(rows[other], self._full))
             if recurse:
                 out += self._related_executions(other, children=children, recurse=True, visited=visited)
         return out
 
-    # -- datasets (the dataset layer adds more) ------------------------------------------------
-    def lookup_dataset(self, dataset_rid: str) -> dict[str, Any]:
-        """The ``Dataset`` row a RID names."""
-        self._expect_table(dataset_rid, "Dataset", "a dataset")
-        return self.catalog.select(self.ml_schema, "Dataset", {"RID": dataset_rid})[0]
-
     def __repr__(self) -> str:
         return f"DerivaML(catalog={self.catalog.uri!r})"
+
+
+class DerivaML(DatasetMixin, DerivaMLBase):
+    """A handle on one catalog, in the shape of DerivaML's: vocabularies, assets, workflows,
+    executions, datasets and features. See :class:`DerivaMLBase` for the arguments."""
 
 
 def _check_table_name(name: str) -> None:
