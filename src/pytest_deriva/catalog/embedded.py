@@ -21,11 +21,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import decode_rid, encode_rid, is_rid, split_snapshot
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table
 from pytest_deriva.catalog.objectstore import FileObjectStore
@@ -97,29 +98,9 @@ _OWN_FILES = frozenset(
 )
 
 
-_held: set[tuple[Path, int]] = set()
-
-
-@contextmanager
-def _creation_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on ``folder/.lock`` (POSIX ``flock``; elsewhere SQLite's own locking must do)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    key = (folder, os.getpid())
-    if key in _held:  # flock is per open file: taking it again in this process would wait forever
-        yield
-        return
-    with (folder / ".lock").open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        _held.add(key)
-        try:
-            yield
-        finally:
-            _held.discard(key)
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _creation_lock(folder: Path) -> AbstractContextManager[None]:
+    """The lock that serializes creating (and switching to WAL) a catalog in ``folder``."""
+    return file_lock(folder / ".lock")
 
 
 def _lit(text: str) -> str:
