@@ -13,40 +13,103 @@ The public API follows DerivaML's execution module::
 
 from __future__ import annotations
 
-from pytest_deriva._rid import DRY_RUN_RID, RID
-from pytest_deriva.dataset.spec import DatasetSpec
-from pytest_deriva.enums import BuiltinTypes, ExecAssetType, ExecMetadataType, MLAsset, MLVocab, Status, UploadState
-from pytest_deriva.exceptions import (
-    DerivaMLConfigurationError,
-    DerivaMLCycleError,
-    DerivaMLDataError,
-    DerivaMLDatasetNotFound,
-    DerivaMLDirtyWorkflowError,
-    DerivaMLException,
-    DerivaMLExecutionError,
-    DerivaMLInvalidTerm,
-    DerivaMLManifestError,
-    DerivaMLNotFoundError,
-    DerivaMLReadOnlyError,
-    DerivaMLSchemaError,
-    DerivaMLTableNotFound,
-    DerivaMLTableTypeError,
-    DerivaMLUploadError,
-    DerivaMLValidationError,
-    DerivaMLWorkflowError,
-)
-from pytest_deriva.execution import (
-    AssetFilePath,
-    AssetRID,
-    AssetSpec,
-    DerivaMLModel,
-    Execution,
-    ExecutionConfiguration,
-    ExecutionRecord,
-    UploadProgress,
-    Workflow,
-)
-from pytest_deriva.ml import Asset, DerivaML, ResolveRidResult, VocabularyTerm
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_deriva._rid import DRY_RUN_RID, RID
+    from pytest_deriva.dataset.spec import DatasetSpec
+    from pytest_deriva.enums import BuiltinTypes, ExecAssetType, ExecMetadataType, MLAsset, MLVocab, Status, UploadState
+    from pytest_deriva.exceptions import (
+        DerivaMLConfigurationError,
+        DerivaMLCycleError,
+        DerivaMLDataError,
+        DerivaMLDatasetNotFound,
+        DerivaMLDirtyWorkflowError,
+        DerivaMLException,
+        DerivaMLExecutionError,
+        DerivaMLInvalidTerm,
+        DerivaMLManifestError,
+        DerivaMLNotFoundError,
+        DerivaMLReadOnlyError,
+        DerivaMLSchemaError,
+        DerivaMLTableNotFound,
+        DerivaMLTableTypeError,
+        DerivaMLUploadError,
+        DerivaMLValidationError,
+        DerivaMLWorkflowError,
+    )
+    from pytest_deriva.execution import (
+        AssetFilePath,
+        AssetRID,
+        AssetSpec,
+        DerivaMLModel,
+        Execution,
+        ExecutionConfiguration,
+        ExecutionRecord,
+        UploadProgress,
+        Workflow,
+    )
+    from pytest_deriva.ml import Asset, DerivaML, ResolveRidResult, VocabularyTerm
+
+# Names are imported when first used: the pytest plugin imports this package on every pytest
+# run, and most runs (without --deriva-run) need none of it.
+_LAZY: dict[str, str] = {
+    "Asset": "pytest_deriva.ml",
+    "AssetFilePath": "pytest_deriva.execution",
+    "AssetRID": "pytest_deriva.execution",
+    "AssetSpec": "pytest_deriva.execution",
+    "BuiltinTypes": "pytest_deriva.enums",
+    "DRY_RUN_RID": "pytest_deriva._rid",
+    "DatasetSpec": "pytest_deriva.dataset.spec",
+    "DerivaML": "pytest_deriva.ml",
+    "DerivaMLConfigurationError": "pytest_deriva.exceptions",
+    "DerivaMLCycleError": "pytest_deriva.exceptions",
+    "DerivaMLDataError": "pytest_deriva.exceptions",
+    "DerivaMLDatasetNotFound": "pytest_deriva.exceptions",
+    "DerivaMLDirtyWorkflowError": "pytest_deriva.exceptions",
+    "DerivaMLException": "pytest_deriva.exceptions",
+    "DerivaMLExecutionError": "pytest_deriva.exceptions",
+    "DerivaMLInvalidTerm": "pytest_deriva.exceptions",
+    "DerivaMLManifestError": "pytest_deriva.exceptions",
+    "DerivaMLModel": "pytest_deriva.execution",
+    "DerivaMLNotFoundError": "pytest_deriva.exceptions",
+    "DerivaMLReadOnlyError": "pytest_deriva.exceptions",
+    "DerivaMLSchemaError": "pytest_deriva.exceptions",
+    "DerivaMLTableNotFound": "pytest_deriva.exceptions",
+    "DerivaMLTableTypeError": "pytest_deriva.exceptions",
+    "DerivaMLUploadError": "pytest_deriva.exceptions",
+    "DerivaMLValidationError": "pytest_deriva.exceptions",
+    "DerivaMLWorkflowError": "pytest_deriva.exceptions",
+    "ExecAssetType": "pytest_deriva.enums",
+    "ExecMetadataType": "pytest_deriva.enums",
+    "Execution": "pytest_deriva.execution",
+    "ExecutionConfiguration": "pytest_deriva.execution",
+    "ExecutionRecord": "pytest_deriva.execution",
+    "MLAsset": "pytest_deriva.enums",
+    "MLVocab": "pytest_deriva.enums",
+    "RID": "pytest_deriva._rid",
+    "ResolveRidResult": "pytest_deriva.ml",
+    "Status": "pytest_deriva.enums",
+    "UploadProgress": "pytest_deriva.execution",
+    "UploadState": "pytest_deriva.enums",
+    "VocabularyTerm": "pytest_deriva.ml",
+    "Workflow": "pytest_deriva.execution",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

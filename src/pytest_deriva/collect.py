@@ -1,0 +1,101 @@
+"""Collection of experiments: ``experiment_*`` functions (and ``Experiment*`` classes) in
+experiment files, with both signature styles working unchanged.
+
+DerivaML model functions declare ``ml_instance=None, execution=None`` and give every
+parameter a default; pytest treats arguments with defaults as non-fixtures and refuses to
+parametrize them. The collector therefore hands pytest a *signature proxy*: the same
+function, whose fixture arguments and parametrized arguments have no defaults. The proxy is
+used only to compute fixtures and parameters; the call itself goes to the user's function
+(``pytest_pyfunc_call`` in the plugin), with just the arguments it accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+__all__ = [
+    "EXPERIMENT_CLASS_PREFIX",
+    "EXPERIMENT_PREFIX",
+    "FIXTURE_NAMES",
+    "ExperimentClass",
+    "ExperimentModule",
+    "parametrized_names",
+    "signature_proxy",
+]
+
+EXPERIMENT_PREFIX = "experiment_"
+EXPERIMENT_CLASS_PREFIX = "Experiment"
+FIXTURE_NAMES = ("ml_instance", "execution")
+
+
+class ExperimentModule(pytest.Module):
+    """A module collected for its ``experiment_*`` functions and ``Experiment*`` classes."""
+
+    def funcnamefilter(self, name: str) -> bool:
+        return name.startswith(EXPERIMENT_PREFIX)
+
+    def classnamefilter(self, name: str) -> bool:
+        return name.startswith(EXPERIMENT_CLASS_PREFIX)
+
+
+class ExperimentClass(pytest.Class):
+    """A class of experiments: its ``experiment_*`` methods are collected."""
+
+    def funcnamefilter(self, name: str) -> bool:
+        return name.startswith(EXPERIMENT_PREFIX)
+
+
+def parametrized_names(marks: Iterable[pytest.Mark]) -> set[str]:
+    """Argument names that ``parametrize`` marks give values to."""
+    names: set[str] = set()
+    for mark in marks:
+        if mark.name != "parametrize" or not mark.args:
+            continue
+        argnames = mark.args[0]
+        if isinstance(argnames, str):
+            names.update(a.strip() for a in argnames.split(",") if a.strip())
+        else:
+            names.update(str(a) for a in argnames)
+    return names
+
+
+def signature_proxy(func: Callable[..., Any], parametrized: set[str], is_method: bool) -> Callable[..., Any]:
+    """A stand-in for ``func`` whose signature asks pytest for what the experiment needs.
+
+    Fixture and parametrized arguments lose their defaults; other defaulted arguments keep
+    them (pytest leaves those alone); ``execution`` is always asked for, so that every
+    experiment is tracked, including one that does not take it.
+    """
+    sig = inspect.signature(func)
+    params: list[inspect.Parameter] = []
+    for i, p in enumerate(sig.parameters.values()):
+        if is_method and i == 0:
+            params.append(p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD, default=inspect.Parameter.empty))
+            continue
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if p.name in parametrized or p.name in FIXTURE_NAMES:
+            p = p.replace(default=inspect.Parameter.empty)
+        params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+    if "execution" not in sig.parameters:
+        params.append(inspect.Parameter("execution", inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(func)
+    def proxy(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - pytest never calls it
+        return func(*args, **kwargs)
+
+    proxy.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return proxy
+
+
+def accepted_kwargs(func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``kwargs`` that ``func`` accepts (all of them if it takes ``**kwargs``)."""
+    sig = inspect.signature(func)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in sig.parameters}

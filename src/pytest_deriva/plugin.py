@@ -1,0 +1,587 @@
+"""The pytest plugin (entry point ``deriva``): ``pytest --deriva-run`` records experiments.
+
+Thin by design: collection lives in :mod:`pytest_deriva.collect`, planning and sweeps in
+:mod:`pytest_deriva.sweep`, the lifecycle in :mod:`pytest_deriva.execution`. Without
+``--deriva-run`` only the options, the marker and the fixtures exist, and pytest behaves as if
+the plugin were absent; nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+import os
+import warnings
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_deriva.collect import (
+    EXPERIMENT_CLASS_PREFIX,
+    EXPERIMENT_PREFIX,
+    FIXTURE_NAMES,
+    ExperimentClass,
+    ExperimentModule,
+    accepted_kwargs,
+    parametrized_names,
+    signature_proxy,
+)
+
+if TYPE_CHECKING:
+    from pytest_deriva.execution import Execution
+    from pytest_deriva.ml import DerivaML
+    from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec, SweepResult
+
+DEFAULT_EXPERIMENT_FILES = ["experiment_*.py", "*_experiment.py", "*_experiments.py"]
+MARKER_KEYWORDS = frozenset({"datasets", "assets", "workflow_type", "description", "dry_run"})
+DEFAULT_WORKFLOW_TYPE = "Training"
+
+
+class PytestDerivaWarning(pytest.PytestWarning):
+    """A warning from pytest-deriva."""
+
+
+@dataclass
+class _Experiment:
+    """What collection learned about one experiment item."""
+
+    spec: RunSpec
+    takes: frozenset[str]
+    run: PlannedRun | None = None
+    result: Any = None
+    reports: dict[str, pytest.TestReport] = field(default_factory=dict)
+    execution: Execution | None = None
+
+
+_SESSION_KEY = pytest.StashKey["DerivaSession"]()
+_EXPERIMENT_KEY = pytest.StashKey[_Experiment]()
+
+
+# -- always present: options, marker, hooks, fixtures -------------------------------------------
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_deriva import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("deriva", "pytest-deriva: experiments as tracked executions in a DERIVA catalog")
+    group.addoption(
+        "--deriva-run",
+        action="store_true",
+        default=False,
+        help="Collect experiment_* functions from experiment files and record each as an execution "
+        "(ordinary tests are not run).",
+    )
+    group.addoption(
+        "--deriva-catalog",
+        default=None,
+        metavar="LOCATION",
+        help="Catalog to record in: a folder for the embedded store or https://host/ermrest/catalog/N "
+        "(env DERIVA_CATALOG, ini deriva_catalog; default .deriva at the rootdir).",
+    )
+    group.addoption("--deriva-dry-run", action="store_true", default=False, help="Run experiments but record nothing.")
+    group.addoption(
+        "--deriva-allow-dirty",
+        action="store_true",
+        default=False,
+        help="Run experiment files with uncommitted changes; their diff is recorded with each execution.",
+    )
+    group.addoption(
+        "--deriva-ml-class",
+        default=None,
+        metavar="MODULE:CLASS",
+        help="DerivaML subclass for the ml_instance fixture (ini deriva_ml_class).",
+    )
+    parser.addini("deriva_catalog", "Catalog to record in (see --deriva-catalog).", default=None)
+    parser.addini(
+        "deriva_experiment_files",
+        "Glob patterns of experiment files.",
+        type="args",
+        default=DEFAULT_EXPERIMENT_FILES,
+    )
+    parser.addini("deriva_ml_class", "DerivaML subclass for ml_instance, as module:Class.", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "deriva(datasets=[...], assets=[...], workflow_type='Training', description='...', dry_run=False): "
+        "how pytest-deriva records this experiment.",
+    )
+    if config.getoption("deriva_run"):
+        session = DerivaSession(config)
+        config.stash[_SESSION_KEY] = session
+        config.pluginmanager.register(session, "deriva-session")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(session), "deriva-xdist")
+
+
+def _catalog_choice(config: pytest.Config) -> tuple[str, str]:
+    """The catalog location and where the choice came from: option > environment > ini > default."""
+    if config.getoption("deriva_catalog"):
+        return str(config.getoption("deriva_catalog")), "--deriva-catalog"
+    if os.environ.get("DERIVA_CATALOG"):
+        return os.environ["DERIVA_CATALOG"], "DERIVA_CATALOG"
+    ini = config.getini("deriva_catalog")
+    if ini:
+        value = Path(str(ini))
+        return str(value if value.is_absolute() else config.rootpath / value), "ini deriva_catalog"
+    return str(config.rootpath / ".deriva"), "default"
+
+
+def _make_ml_instance(config: pytest.Config) -> DerivaML:
+    catalog, _ = _catalog_choice(config)
+    supplied = config.hook.pytest_deriva_ml_instance(config=config, catalog=catalog)
+    if supplied is not None:
+        return supplied  # type: ignore[no-any-return]
+    spec = config.getoption("deriva_ml_class") or config.getini("deriva_ml_class")
+    from pytest_deriva.exceptions import DerivaMLException
+    from pytest_deriva.ml import DerivaML
+
+    cls: type[DerivaML] = DerivaML
+    if spec:
+        module_name, _, class_name = str(spec).partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise pytest.UsageError(f"--deriva-ml-class {spec!r}: cannot import it ({e}); give module:Class.") from e
+        if not (isinstance(cls, type) and issubclass(cls, DerivaML)):
+            raise pytest.UsageError(f"--deriva-ml-class {spec!r} is not a subclass of DerivaML.")
+    try:
+        return cls(catalog)
+    except DerivaMLException as e:
+        raise pytest.UsageError(f"pytest-deriva cannot use catalog {catalog!r}: {e}") from e
+
+
+@pytest.fixture(scope="session")
+def ml_instance(pytestconfig: pytest.Config) -> DerivaML:
+    """The ``DerivaML`` handle of the configured catalog (``--deriva-catalog``)."""
+    session = pytestconfig.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        return session.ml
+    return _make_ml_instance(pytestconfig)
+
+
+@pytest.fixture
+def execution(request: pytest.FixtureRequest, ml_instance: DerivaML) -> Iterator[Execution]:
+    """The ``Execution`` of the running experiment: started before the call, then stopped,
+    uploaded and given its final status from the outcome."""
+    session = request.config.stash.get(_SESSION_KEY, None)
+    experiment = request.node.stash.get(_EXPERIMENT_KEY, None)
+    if session is None or experiment is None:
+        pytest.fail(
+            "The execution fixture records experiment_* functions under `pytest --deriva-run`; "
+            f"{request.node.nodeid} is not one.",
+            pytrace=False,
+        )
+    exe = session.start(request.node, experiment)
+    yield exe
+    session.finish(request.node, experiment)
+
+
+# -- the session in --deriva-run mode ----------------------------------------------------------
+class DerivaSession:
+    """State and hooks of one ``--deriva-run`` session (registered only in that mode)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.catalog, self.catalog_source = _catalog_choice(config)
+        self.dry_run = bool(config.getoption("deriva_dry_run"))
+        self.allow_dirty = bool(config.getoption("deriva_allow_dirty"))
+        self.patterns = [str(p) for p in config.getini("deriva_experiment_files")]
+        self.is_worker = hasattr(config, "workerinput")
+        self._ml: DerivaML | None = None
+        self._planner: RunPlanner | None = None
+        self._workflows: dict[tuple[Path, tuple[str, ...]], Any] = {}
+        self._session: pytest.Session | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.sweep_results: list[SweepResult] = []
+        if self.is_worker:
+            self.plan_dir = Path(config.workerinput["deriva_plan_dir"])  # type: ignore[attr-defined]
+        else:
+            from pytest_deriva.sweep import new_plan_dir
+
+            self.plan_dir = new_plan_dir()
+
+    @property
+    def ml(self) -> DerivaML:
+        if self._ml is None:
+            self._ml = _make_ml_instance(self.config)
+        return self._ml
+
+    @property
+    def planner(self) -> RunPlanner:
+        if self._planner is None:
+            from pytest_deriva.sweep import RunPlanner
+
+            self._planner = RunPlanner(self.ml, self.plan_dir, dry_run=self.dry_run)
+        return self._planner
+
+    # -- reporting where we record ------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        kind = "DERIVA server" if self.catalog.startswith(("http://", "https://")) else "embedded store"
+        mode = ", dry run: nothing is recorded" if self.dry_run else ""
+        return [f"deriva: catalog {self.catalog} ({kind}, from {self.catalog_source}){mode}"]
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._session = session
+        if not self.is_worker:
+            _ = self.ml  # a bad catalog is a usage error now, before anything runs
+
+    # -- collection ---------------------------------------------------------------------------
+    def _is_experiment_file(self, path: Path) -> bool:
+        return path.suffix == ".py" and any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
+
+    def _is_initpath(self, path: Path) -> bool:
+        return self._session is not None and self._session.isinitpath(path)
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        if collection_path.is_dir() or collection_path.name == "conftest.py":
+            return None
+        if self._is_experiment_file(collection_path) or self._is_initpath(collection_path):
+            return None
+        return True  # ordinary tests do not run in --deriva-run mode
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        if file_path.suffix == ".py" and (self._is_experiment_file(file_path) or self._is_initpath(file_path)):
+            return ExperimentModule.from_parent(parent, path=file_path)
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Module | pytest.Class, name: str, obj: object
+    ) -> list[pytest.Item] | pytest.Collector | None:
+        if not isinstance(collector, ExperimentModule | ExperimentClass):
+            return None
+        if isinstance(obj, type):
+            if name.startswith(EXPERIMENT_CLASS_PREFIX):
+                return ExperimentClass.from_parent(collector, name=name, obj=obj)
+            return None
+        if not name.startswith(EXPERIMENT_PREFIX) or not callable(obj) or not inspect_isfunction(obj):
+            return None
+        func = getattr(obj, "__func__", obj)
+        marks = [*getattr(func, "pytestmark", []), *collector.iter_markers("parametrize")]
+        proxy = signature_proxy(func, parametrized_names(marks), isinstance(collector, ExperimentClass))
+        items: list[pytest.Item] = list(collector._genfunctions(name, proxy))
+        self._describe(collector, name, func, items)
+        return items
+
+    def _describe(self, collector: pytest.Collector, name: str, func: Any, items: list[pytest.Item]) -> None:
+        """Build each item's RunSpec from the marker, checked now, before anything is written."""
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.sweep import RunSpec
+
+        options: dict[str, Any] = {}
+        for mark in reversed(list(items[0].iter_markers("deriva"))):  # closest marker wins
+            if mark.args:
+                pytest.fail(f"{items[0].nodeid}: @pytest.mark.deriva takes keywords only, not {mark.args!r}.", False)
+            unknown = sorted(set(mark.kwargs) - MARKER_KEYWORDS)
+            if unknown:
+                pytest.fail(
+                    f"{collector.nodeid}::{name}: unknown @pytest.mark.deriva keyword {', '.join(map(repr, unknown))}; "
+                    f"the keywords are {', '.join(sorted(MARKER_KEYWORDS))}.",
+                    pytrace=False,
+                )
+            options.update(mark.kwargs)
+        doc = (inspect_getdoc(func) or "").strip().splitlines()
+        description = str(options.get("description") or (doc[0] if doc else name))
+        takes = frozenset(inspect_params(func))
+        if not takes & set(FIXTURE_NAMES):
+            path, lineno = _location(func)
+            warnings.warn_explicit(
+                PytestDerivaWarning(
+                    f"{name} takes neither execution nor ml_instance; it is recorded as an execution anyway."
+                ),
+                category=None,
+                filename=path,
+                lineno=lineno,
+            )
+        try:
+            workflow = self._workflow(Path(str(collector.path)), options.get("workflow_type", DEFAULT_WORKFLOW_TYPE))
+            configuration = self._configuration(options)
+        except DerivaMLException as e:
+            pytest.fail(f"{collector.nodeid}::{name}: {e}", pytrace=False)
+        parametrized = any(getattr(i, "callspec", None) is not None for i in items)
+        for index, item in enumerate(items):
+            callspec = getattr(item, "callspec", None)
+            params = dict(callspec.params) if callspec is not None else {}
+            spec = RunSpec(
+                nodeid=item.nodeid,
+                sweep_key=item.nodeid.split("[", 1)[0],
+                index=index,
+                params=params,
+                description=description,
+                workflow=workflow,
+                configuration=configuration,
+                parametrized=parametrized,
+                dry_run=bool(options.get("dry_run", False)),
+            )
+            item.stash[_EXPERIMENT_KEY] = _Experiment(spec, takes)
+
+    def _workflow(self, path: Path, workflow_type: str | list[str]) -> Any:
+        types = tuple([workflow_type] if isinstance(workflow_type, str) else workflow_type)
+        key = (path, types)
+        if key not in self._workflows:
+            names = [self.ml.lookup_term("Workflow_Type", t).name for t in types]
+            self._workflows[key] = self.ml.create_workflow(
+                path.stem,
+                names,
+                description=f"Experiments in {path.name}",
+                source_path=path,
+                allow_dirty=self.allow_dirty,
+            )
+        return self._workflows[key]
+
+    def _configuration(self, options: Mapping[str, Any]) -> Any:
+        from pytest_deriva.execution import ExecutionConfiguration
+
+        config = ExecutionConfiguration(
+            datasets=list(options.get("datasets") or []),
+            assets=list(options.get("assets") or []),
+            description=str(options.get("description") or ""),
+        )
+        for d in config.datasets:
+            self.ml._expect_table(d.rid, "Dataset", "a dataset")
+        for a in config.assets:
+            self.ml.lookup_asset(a.rid)
+        return config
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        ordinary = [i for i in items if _EXPERIMENT_KEY not in i.stash]
+        if ordinary:
+            config.hook.pytest_deselected(items=ordinary)
+            items[:] = [i for i in items if _EXPERIMENT_KEY in i.stash]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        experiments = [i for i in session.items if _EXPERIMENT_KEY in i.stash]
+        if not experiments:
+            return
+        from pytest_deriva.exceptions import DerivaMLException
+
+        try:
+            planned = self.planner.plan(i.stash[_EXPERIMENT_KEY].spec for i in experiments)
+        except DerivaMLException as e:
+            raise pytest.UsageError(f"pytest-deriva could not record the run plan: {e}") from e
+        for item in experiments:
+            item.stash[_EXPERIMENT_KEY].run = planned[item.nodeid]
+
+    # -- running ------------------------------------------------------------------------------
+    def start(self, item: pytest.Item, experiment: _Experiment) -> Execution:
+        exe = self.planner.execution_for(item.nodeid)
+        experiment.execution = exe
+        item.config.hook.pytest_deriva_execution_created(item=item, execution=exe)
+        exe.execution_start()
+        return exe
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        experiment = pyfuncitem.stash.get(_EXPERIMENT_KEY, None)
+        if experiment is None:
+            return None
+        funcargs = pyfuncitem.funcargs
+        args = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        experiment.result = pyfuncitem.obj(**accepted_kwargs(pyfuncitem.obj, args))
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        experiment = item.stash.get(_EXPERIMENT_KEY, None)
+        if experiment is not None:
+            experiment.reports[report.when] = report
+            if report.when == "setup" and not report.passed and experiment.execution is None:
+                self._close_unstarted(item, experiment, report)
+        return report
+
+    def _close_unstarted(self, item: pytest.Item, experiment: _Experiment, report: pytest.TestReport) -> None:
+        """The experiment never started (skipped, or a fixture before ours failed)."""
+        from pytest_deriva.enums import Status
+
+        status, detail = (
+            (Status.aborted, f"Skipped: {_skip_reason(report)}")
+            if report.skipped
+            else (Status.failed, f"Error in setup: {_crash_message(report)}")
+        )
+        rid = experiment.run.execution_rid if experiment.run else None
+        if rid and not self.dry_run:
+            self.ml.lookup_execution(rid).update_status(status, detail)
+        self._property(item, experiment, rid, status.value, None, 0)
+
+    def finish(self, item: pytest.Item, experiment: _Experiment) -> None:
+        from pytest_deriva.enums import Status
+
+        exe = experiment.execution
+        assert exe is not None
+        call = experiment.reports.get("call")
+        setup = experiment.reports.get("setup")
+        if call is None:
+            if setup is not None and setup.failed:
+                exe._finish(Status.failed, f"Error in setup: {_crash_message(setup)}")
+            else:
+                exe._finish(Status.aborted, "Interrupted before the experiment finished.")
+        elif call.passed:
+            exe.execution_stop()
+        elif call.skipped:
+            exe._finish(Status.aborted, f"Skipped: {_skip_reason(call)}")
+        else:
+            exe._finish(Status.failed, _crash_message(call))
+            if not exe.dry_run:
+                exe.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata").write_text(
+                    call.longreprtext, encoding="utf-8"
+                )
+        metrics = _metrics(experiment.result, item)
+        if metrics and not exe.dry_run:
+            exe.asset_file_path("Execution_Metadata", "metrics.json", asset_types="Execution_Metadata").write_text(
+                json.dumps(metrics), encoding="utf-8"
+            )
+        outputs = 0
+        try:
+            uploaded = exe.upload_execution_outputs()
+            outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
+        finally:
+            self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)
+            item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=call)
+
+    def _property(
+        self,
+        item: pytest.Item,
+        experiment: _Experiment,
+        rid: str | None,
+        status: str,
+        metrics: dict[str, Any] | None,
+        outputs: int,
+    ) -> None:
+        run = experiment.run
+        exe = experiment.execution
+        item.user_properties.append(
+            (
+                "deriva",
+                {
+                    "nodeid": item.nodeid,
+                    "rid": rid,
+                    "status": status,
+                    "parent": run.parent_rid if run else None,
+                    "sequence": run.sequence if run else None,
+                    "params": {k: repr(v) for k, v in experiment.spec.params.items()},
+                    "description": experiment.spec.description,
+                    "duration": _duration_of(exe),
+                    "metrics": metrics or {},
+                    "outputs": outputs,
+                },
+            )
+        )
+
+    # -- after the run (controller) -----------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:
+            if name == "deriva" and isinstance(value, dict):
+                self.rows.append(value)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or self.dry_run:
+            return
+        if not (self.plan_dir / "plan.json").exists():
+            return
+        self.sweep_results = self.planner.finish()
+        for result in self.sweep_results:
+            self.config.hook.pytest_deriva_sweep_finished(config=self.config, result=result)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.rows:
+            return
+        from pytest_deriva.report import summary_lines
+
+        terminalreporter.write_sep("=", "deriva: recorded executions")
+        for line in summary_lines(self.rows, self.sweep_results, self.catalog, self.dry_run):
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if not self.is_worker and self._planner is not None:
+            self._planner.cleanup()
+        elif not self.is_worker:
+            import shutil
+
+            shutil.rmtree(self.plan_dir, ignore_errors=True)
+
+
+class _XdistHooks:
+    """Controller side under pytest-xdist: every worker plans into the same folder."""
+
+    def __init__(self, session: DerivaSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["deriva_plan_dir"] = str(self.session.plan_dir)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def inspect_isfunction(obj: object) -> bool:
+    import inspect
+
+    func = getattr(obj, "__func__", obj)
+    return inspect.isfunction(func) or inspect.isfunction(getattr(func, "__wrapped__", None))
+
+
+def inspect_getdoc(func: Any) -> str | None:
+    import inspect
+
+    return inspect.getdoc(func)
+
+
+def inspect_params(func: Any) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(func).parameters)
+
+
+def _location(func: Any) -> tuple[str, int]:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return "<unknown>", 0
+    return code.co_filename, code.co_firstlineno
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    return report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "failed"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return "skipped"
+
+
+def _metrics(result: Any, item: pytest.Item) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    if isinstance(result, Mapping) and all(
+        isinstance(k, str) and (isinstance(v, int | float | str | bool) or v is None) for k, v in result.items()
+    ):
+        return dict(result)
+    warnings.warn(
+        PytestDerivaWarning(
+            f"{item.nodeid} returned {type(result).__name__}; an experiment may return a mapping of scalar "
+            "metrics (str -> number/str/bool), which is recorded. This value was not."
+        ),
+        stacklevel=1,
+    )
+    return None
+
+
+def _duration_of(exe: Execution | None) -> str | None:
+    if exe is None or exe.start_time is None:
+        return None
+    from pytest_deriva.execution.execution import format_duration
+
+    end = exe.stop_time or exe.start_time
+    return format_duration((end - exe.start_time).total_seconds())

@@ -1,0 +1,62 @@
+"""The end-of-run summary: a table per sweep and a line per single experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_deriva.sweep import SweepResult
+
+__all__ = ["summary_lines"]
+
+
+def _fmt_metrics(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()) or "-"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def summary_lines(
+    rows: Iterable[dict[str, Any]], sweeps: Iterable[SweepResult], catalog: str, dry_run: bool
+) -> list[str]:
+    """Lines for the terminal: per sweep its parent and children (by Sequence), then singles."""
+    rows = list(rows)
+    parents = {s.parent_rid: s for s in sweeps}
+    out = [f"catalog: {catalog}" + (" (dry run: nothing recorded)" if dry_run else "")]
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    singles = []
+    for r in rows:
+        if r.get("parent"):
+            by_parent.setdefault(r["parent"], []).append(r)
+        else:
+            singles.append(r)
+    for parent, children in by_parent.items():
+        children.sort(key=lambda r: (r.get("sequence") is None, r.get("sequence") or 0))
+        result = parents.get(parent)
+        status = f"{result.status.value}: {result.detail}" if result else ""
+        out.append(f"sweep {parent}  {children[0].get('description', '')}  {status}".rstrip())
+        table = [("seq", "execution", "parameters", "status", "duration", "metrics", "outputs")]
+        for r in children:
+            params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items())
+            table.append(
+                (
+                    str(r.get("sequence", "")),
+                    str(r.get("rid") or "-"),
+                    params or "-",
+                    str(r.get("status", "")),
+                    str(r.get("duration") or "-"),
+                    _fmt_metrics(r.get("metrics") or {}),
+                    str(r.get("outputs", 0)),
+                )
+            )
+        out += _table(table)
+    for r in singles:
+        out.append(
+            f"{r.get('rid') or '-'}  {r.get('status', '')}  {r.get('duration') or '-'}  "
+            f"{r.get('nodeid', '')}  {_fmt_metrics(r.get('metrics') or {})}  outputs: {r.get('outputs', 0)}"
+        )
+    return out

@@ -1,0 +1,265 @@
+"""Run plans: the executions a session will record, made before the first one runs.
+
+Every experiment call becomes a planned run. A parametrized experiment is a sweep: one parent
+execution and one child per selected parameter set, nested with ``Sequence`` equal to the
+child's index in the sweep's full parameter order. The whole plan is written to the catalog
+(every child ``Pending``) before anything runs, so an interrupted sweep shows what never ran.
+
+Planning is safe with several processes (pytest-xdist workers collect the same items): the
+first process to plan does it under a file lock and writes ``plan.json`` to a folder all
+processes share; the others read it. This module does not import pytest: notebooks, Hydra and
+the CLI can use the same planner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_deriva._locks import file_lock
+from pytest_deriva._rid import DRY_RUN_RID
+from pytest_deriva.enums import Status
+from pytest_deriva.execution.configuration import ExecutionConfiguration
+from pytest_deriva.execution.execution import Execution, format_duration
+from pytest_deriva.execution.workflow import Workflow
+
+if TYPE_CHECKING:
+    from pytest_deriva.ml import DerivaML
+
+__all__ = ["PlannedRun", "RunPlanner", "RunSpec", "SweepResult", "overrides_of", "summarize_children"]
+
+
+@dataclass
+class RunSpec:
+    """One experiment call to record (what the pytest plugin learns at collection)."""
+
+    nodeid: str
+    sweep_key: str
+    index: int
+    params: dict[str, Any]
+    description: str
+    workflow: Workflow
+    configuration: ExecutionConfiguration
+    parametrized: bool
+    dry_run: bool = False
+
+
+@dataclass
+class PlannedRun:
+    """A run as planned: its execution and, in a sweep, its parent and sequence."""
+
+    nodeid: str
+    execution_rid: str
+    description: str
+    params: dict[str, Any]
+    sweep_key: str
+    parent_rid: str | None = None
+    sequence: int | None = None
+
+
+@dataclass
+class SweepResult:
+    """The outcome of one sweep, as recorded on its parent."""
+
+    parent_rid: str
+    description: str
+    status: Status
+    detail: str
+    children: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _yaml_value(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_yaml_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _yaml_value(v) for k, v in value.items()}
+    return repr(value)
+
+
+def overrides_of(params: Mapping[str, Any]) -> list[str]:
+    """Hydra-style overrides (``key=value``) for a run's parameters."""
+    return [f"{k}={json.dumps(_yaml_value(v)) if isinstance(v, str) else _yaml_value(v)}" for k, v in params.items()]
+
+
+def _write_hydra_files(folder: Path, params: Mapping[str, Any]) -> Path:
+    """``config.yaml`` and ``overrides.yaml`` of a run, as Hydra writes them, in ``folder``."""
+    from omegaconf import OmegaConf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml({k: _yaml_value(v) for k, v in params.items()}))
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides_of(params)))
+    return folder
+
+
+def summarize_children(statuses: Iterable[Status]) -> tuple[Status, str]:
+    """A parent's status and one-line summary (``3 of 4 completed, 1 failed``) from its children."""
+    counts: dict[Status, int] = {}
+    total = 0
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+        total += 1
+    done = counts.get(Status.completed, 0)
+    parts = [f"{done} of {total} completed"]
+    for s in (Status.failed, Status.aborted, Status.pending, Status.running, Status.created, Status.initializing):
+        if counts.get(s):
+            parts.append(f"{counts[s]} {s.value.lower()}")
+    if done == total:
+        status = Status.completed
+    elif counts.get(Status.failed):
+        status = Status.failed
+    else:
+        status = Status.aborted
+    return status, ", ".join(parts)
+
+
+class RunPlanner:
+    """Plans, hands out and finishes the executions of one session.
+
+    Args:
+        ml: The catalog handle.
+        plan_dir: A folder shared by every process of the session (made if missing).
+        dry_run: Record nothing: executions get the RID ``0000``.
+    """
+
+    def __init__(self, ml: DerivaML, plan_dir: Path, dry_run: bool = False) -> None:
+        self.ml = ml
+        self.plan_dir = Path(plan_dir)
+        self.plan_dir.mkdir(parents=True, exist_ok=True)
+        self.dry_run = dry_run
+        self.runs: dict[str, PlannedRun] = {}
+        self.sweeps: dict[str, dict[str, Any]] = {}
+        self._executions: dict[str, Execution] = {}
+        self._specs: dict[str, RunSpec] = {}
+
+    @property
+    def plan_file(self) -> Path:
+        return self.plan_dir / "plan.json"
+
+    # -- planning ----------------------------------------------------------------------------
+    def plan(self, specs: Iterable[RunSpec]) -> dict[str, PlannedRun]:
+        """Record the plan for ``specs`` (or read the one another process recorded)."""
+        specs = list(specs)
+        self._specs = {s.nodeid: s for s in specs}
+        dry = [s for s in specs if self.dry_run or s.dry_run]
+        real = [s for s in specs if not (self.dry_run or s.dry_run)]
+        if real:
+            with file_lock(self.plan_dir / "plan.lock"):
+                if self.plan_file.exists():
+                    self._load()
+                else:
+                    self._record(real)
+                    self._save()
+        for s in dry:
+            self.runs[s.nodeid] = PlannedRun(s.nodeid, DRY_RUN_RID, self._child_description(s), s.params, s.sweep_key)
+        return self.runs
+
+    def _child_description(self, spec: RunSpec) -> str:
+        if not spec.parametrized:
+            return spec.description
+        shown = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+        return f"[Job {spec.index}] {spec.description} ({shown})"
+
+    def _create(self, spec: RunSpec, description: str, hydra_dir: Path | None) -> Execution:
+        config = spec.configuration.model_copy(update={"description": description})
+        previous = self.ml.hydra_runtime_output_dir
+        self.ml.hydra_runtime_output_dir = hydra_dir
+        try:
+            return self.ml.create_execution(config, workflow=spec.workflow)
+        finally:
+            self.ml.hydra_runtime_output_dir = previous
+
+    def _record(self, specs: list[RunSpec]) -> None:
+        by_sweep: dict[str, list[RunSpec]] = {}
+        for s in specs:
+            by_sweep.setdefault(s.sweep_key, []).append(s)
+        stamp = datetime.now().strftime("%H-%M-%S")
+        for key, members in by_sweep.items():
+            first = members[0]
+            parent: Execution | None = None
+            if first.parametrized:
+                parent = self._create(first, first.description, None)
+                parent.execution_start()
+                self.sweeps[key] = {
+                    "parent_rid": parent.execution_rid,
+                    "description": first.description,
+                    "started": datetime.now(UTC).isoformat(),
+                }
+            for s in sorted(members, key=lambda m: m.index):
+                run_dir = str(s.index) if s.parametrized else stamp
+                hydra = _write_hydra_files(self.plan_dir / "hydra" / _safe(s.nodeid) / run_dir, s.params)
+                exe = self._create(s, self._child_description(s), hydra)
+                self._executions[s.nodeid] = exe
+                run = PlannedRun(s.nodeid, exe.execution_rid, self._child_description(s), s.params, key)
+                if parent is not None:
+                    parent.add_nested_execution(exe, sequence=s.index)
+                    run.parent_rid, run.sequence = parent.execution_rid, s.index
+                self.runs[s.nodeid] = run
+
+    def _save(self) -> None:
+        doc = {"sweeps": self.sweeps, "runs": {k: asdict(v) for k, v in self.runs.items()}}
+        tmp = self.plan_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc, default=repr))
+        os.replace(tmp, self.plan_file)
+
+    def _load(self) -> None:
+        doc = json.loads(self.plan_file.read_text())
+        self.sweeps = doc["sweeps"]
+        self.runs = {k: PlannedRun(**v) for k, v in doc["runs"].items()}
+
+    # -- running -----------------------------------------------------------------------------
+    def execution_for(self, nodeid: str) -> Execution:
+        """The execution planned for a run: the same object in the planning process, else reloaded."""
+        if nodeid in self._executions:
+            return self._executions.pop(nodeid)
+        spec = self._specs[nodeid]
+        run = self.runs[nodeid]
+        config = spec.configuration.model_copy(update={"description": run.description})
+        if run.execution_rid == DRY_RUN_RID:
+            return self.ml.create_execution(config, workflow=spec.workflow, dry_run=True)
+        return Execution(config, self.ml, workflow=spec.workflow, reload=run.execution_rid)
+
+    # -- finishing ---------------------------------------------------------------------------
+    def finish(self) -> list[SweepResult]:
+        """Close every sweep's parent: status from its children, summary, Duration spanning the sweep."""
+        if not self.sweeps and self.plan_file.exists():
+            self._load()
+        results = []
+        for info in self.sweeps.values():
+            parent_rid = info["parent_rid"]
+            record = self.ml.lookup_execution(parent_rid)
+            children = record.list_nested_executions()
+            status, detail = summarize_children(c.status for c in children)
+            started = datetime.fromisoformat(info["started"])
+            duration = format_duration((datetime.now(UTC) - started).total_seconds())
+            record.update_status(status, detail, Duration=duration)
+            results.append(
+                SweepResult(
+                    parent_rid,
+                    info["description"],
+                    status,
+                    detail,
+                    [{"rid": c.execution_rid, "status": c.status.value, "duration": c.duration} for c in children],
+                )
+            )
+        return results
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.plan_dir, ignore_errors=True)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
+
+
+def new_plan_dir() -> Path:
+    """A fresh folder for one session's plan."""
+    return Path(tempfile.mkdtemp(prefix="pytest-deriva-plan-"))
