@@ -484,6 +484,7 @@ class DerivaSession:
             if name == "deriva" and isinstance(value, dict):
                 self.rows.append(value)
 
+    @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down an interrupted experiment
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or self.dry_run:
             return
