@@ -1,4 +1,4 @@
-# Quick start:  make demo   (runs the example sweep on the embedded store and shows the record)
+# Quick start:  make demo   (runs the example sweep with pytest --deriva-run and shows the record)
 #               make test   (runs the whole test suite)
 # Both create .venv and install what they need on first use.
 
@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/sweep_demo.py
+	$(BIN)/python -m pytest --deriva-run examples/experiments -p no:randomly
+	$(BIN)/python examples/show_runs.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

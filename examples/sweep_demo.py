@@ -4,8 +4,8 @@ Each child trains a support-vector classifier on scikit-learn's bundled digits d
 model and its metrics as output files, and is nested under the parent in sweep order. Then the
 script reads the record back from the catalog and prints it.
 
-Run it with ``make demo`` (or ``python examples/sweep_demo.py`` in an environment with
-pytest-deriva and scikit-learn). Runs go to ``.deriva/`` at the project root.
+The same sweep as ``experiments/experiment_digits.py``, written with the Python API instead of
+pytest: ``python examples/sweep_demo.py``. Runs go to ``.deriva/`` at the project root.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+
+from show_runs import show
 
 from pytest_deriva import DerivaML, ExecutionConfiguration
 
@@ -53,22 +55,6 @@ def main() -> int:
 
     show(ml, parent.execution_rid)
     return 0
-
-
-def show(ml: DerivaML, rid: str) -> None:
-    """Print an execution and its children as the catalog records them."""
-    record = ml.lookup_execution(rid)
-    wf = record.workflow
-    print(f"Catalog:   {ml.catalog.uri}")
-    print(f"Workflow:  {wf.rid if wf else '-'}  {wf.url if wf else ''}")
-    print(f"Execution: {record.rid}  {record.status.value}  {record.duration}  {record.description!r}")
-    for child in record.list_nested_executions():
-        print(f"  child {child.rid}  {child.status.value}  {child.duration}  {child.description!r}")
-        for asset in child.list_assets(asset_role="Output"):
-            print(
-                f"    {asset.asset_table}/{asset.filename:<42} {asset.length:>8} B"
-                f"  md5 {asset.md5}  {asset.asset_types}"
-            )
 
 
 if __name__ == "__main__":
