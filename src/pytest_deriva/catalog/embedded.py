@@ -43,7 +43,7 @@ from pytest_deriva.exceptions import (
 __all__ = ["CATALOG_FILE", "EmbeddedCatalog", "is_embedded_catalog"]
 
 CATALOG_FILE = "catalog.sqlite"
-_FORMAT = "pytest-deriva-embedded-1"
+_FORMAT = "pytest-deriva-embedded-2"
 # RID numbers are reserved in blocks, one counter update per block instead of one per row.
 _RID_BLOCK = 64
 # RIDs start at 1-0000 so they have the familiar grouped form.
