@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_EXPERIMENT_FILES = ["experiment_*.py", "*_experiment.py", "*_experiments.py"]
 MARKER_KEYWORDS = frozenset({"datasets", "assets", "workflow_type", "description", "dry_run"})
 DEFAULT_WORKFLOW_TYPE = "Training"
+_LARGE_UPLOAD = 50 * 2**20  # bytes; uploads of larger files are reported as they finish
 
 
 class PytestDerivaWarning(pytest.PytestWarning):
@@ -441,11 +442,22 @@ class DerivaSession:
             )
         outputs = 0
         try:
-            uploaded = exe.upload_execution_outputs()
+            uploaded = exe.upload_execution_outputs(progress_callback=self._progress)
             outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
         finally:
             self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)
             item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=call)
+
+    def _progress(self, progress: Any) -> None:
+        """Show uploads of large files (the others are too quick to be worth a line)."""
+        if progress.bytes_total < _LARGE_UPLOAD:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not self.is_worker:
+            reporter.write_line(
+                f"deriva: uploaded {progress.file_name} ({progress.bytes_total / 2**20:.0f} MiB), "
+                f"file {progress.files_completed} of {progress.files_total}"
+            )
 
     def _property(
         self,
