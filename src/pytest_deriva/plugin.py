@@ -147,6 +147,8 @@ def _make_ml_instance(config: pytest.Config) -> DerivaML:
     cls: type[DerivaML] = DerivaML
     if spec:
         module_name, _, class_name = str(spec).partition(":")
+        if not module_name or not class_name:
+            raise pytest.UsageError(f"--deriva-ml-class {spec!r}: give it as module:Class (e.g. my_project.ml:EyeAI).")
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError, ValueError) as e:
@@ -169,7 +171,7 @@ def ml_instance(pytestconfig: pytest.Config) -> DerivaML:
 
 
 @pytest.fixture
-def execution(request: pytest.FixtureRequest, ml_instance: DerivaML) -> Iterator[Execution]:
+def execution(request: pytest.FixtureRequest) -> Iterator[Execution]:
     """The ``Execution`` of the running experiment: started before the call, then stopped,
     uploaded and given its final status from the outcome."""
     session = request.config.stash.get(_SESSION_KEY, None)
@@ -180,6 +182,7 @@ def execution(request: pytest.FixtureRequest, ml_instance: DerivaML) -> Iterator
             f"{request.node.nodeid} is not one.",
             pytrace=False,
         )
+    request.getfixturevalue("ml_instance")  # the session handle, set up (and torn down) by pytest
     exe = session.start(request.node, experiment)
     yield exe
     session.finish(request.node, experiment)
@@ -360,7 +363,7 @@ class DerivaSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         experiments = [i for i in session.items if _EXPERIMENT_KEY in i.stash]
-        if not experiments:
+        if not experiments or self._writes_nothing(session):
             return
         from pytest_deriva.exceptions import DerivaMLException
 
@@ -496,9 +499,15 @@ class DerivaSession:
             if name == "deriva" and isinstance(value, dict):
                 self.rows.append(value)
 
+    def _writes_nothing(self, session: pytest.Session) -> bool:
+        """Collecting only, or collection failed: nothing runs, so nothing may be recorded."""
+        if self.config.option.collectonly:
+            return True
+        return session.testsfailed > 0 and not self.config.option.continue_on_collection_errors
+
     @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down an interrupted experiment
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or self.dry_run:
+        if self.is_worker or self.dry_run or self.config.option.collectonly:
             return
         if not (self.plan_dir / "plan.json").exists():
             return

@@ -82,6 +82,8 @@ class Workflow(BaseModel):
 
     _ml_instance: DerivaML | None = PrivateAttr(default=None)
     _git: GitFileInfo | None = PrivateAttr(default=None)
+    # (catalog, types) this object was last recorded with, so that add_workflow runs once per handle.
+    _registered: tuple[str, tuple[str, ...]] | None = PrivateAttr(default=None)
     _logger: logging.Logger = PrivateAttr(default_factory=lambda: logging.getLogger("pytest_deriva"))
 
     @field_validator("workflow_type", mode="before")

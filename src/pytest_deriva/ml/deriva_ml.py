@@ -438,14 +438,31 @@ class DerivaMLBase:
     def add_workflow(self, workflow: Workflow) -> str:
         """Record a workflow, or find the one already recorded with the same checksum or URL; its RID."""
         types = [self.lookup_term(MLVocab.workflow_type, t).name for t in workflow.workflow_type]
+        key = (self.catalog.uri, tuple(types))
+        if workflow.rid and workflow._registered == key:
+            return workflow.rid  # recorded by this handle already, with these types
         found = self._find_workflow_row(workflow.checksum, workflow.url)  # the common case: no write lock
         if found is not None:
+            # The same code run with another workflow type: the workflow gains that type.
+            self.catalog.insert(
+                self.ml_schema,
+                "Workflow_Workflow_Type",
+                [{"Workflow": found["RID"], "Workflow_Type": t} for t in types],
+                on_conflict_skip=True,
+            )
             workflow.rid = str(found["RID"])
+            workflow._registered = key
             return workflow.rid
         with self.catalog.transaction():
             existing = self._find_workflow_row(workflow.checksum, workflow.url)  # again, under the lock
             if existing is not None:
                 rid = str(existing["RID"])
+                self.catalog.insert(
+                    self.ml_schema,
+                    "Workflow_Workflow_Type",
+                    [{"Workflow": rid, "Workflow_Type": t} for t in types],
+                    on_conflict_skip=True,
+                )
             else:
                 rid = self.catalog.insert(
                     self.ml_schema,
@@ -464,6 +481,7 @@ class DerivaMLBase:
                     self.ml_schema, "Workflow_Workflow_Type", [{"Workflow": rid, "Workflow_Type": t} for t in types]
                 )
         workflow.rid = rid
+        workflow._registered = key
         return rid
 
     def _find_workflow_row(self, checksum: str | None, url: str | None) -> dict[str, Any] | None:
