@@ -21,19 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import committed_repo
+
 PAYLOAD = os.urandom(10 * 1024)
-
-
-def _git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
 
 
 def run_one(n: int) -> dict[str, float]:
@@ -42,12 +32,7 @@ def run_one(n: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        repo = root / "project"
-        repo.mkdir()
-        (repo / "train.py").write_text("print('train')\n")
-        _git(repo, "init", "-q")
-        _git(repo, "add", "train.py")
-        _git(repo, "commit", "-qm", "init")
+        repo = committed_repo(root / "project", {"train.py": "print('train')\n"})
 
         # Baseline: the same files written by a plain loop.
         plain = root / "plain"

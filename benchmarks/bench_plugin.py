@@ -17,13 +17,14 @@ and the peak memory of each pytest process.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import committed_repo
 
 EXPERIMENT = """
 import os
@@ -52,26 +53,8 @@ _WRAPPER = (
 )
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
-
-
 def _project(root: Path, n: int) -> Path:
-    repo = root / f"n{n}"
-    repo.mkdir()
-    (repo / "experiment_bench.py").write_text(EXPERIMENT.replace("{n}", str(n)))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "experiment_bench.py")
-    _git(repo, "commit", "-qm", "bench")
-    return repo
+    return committed_repo(root / f"n{n}", {"experiment_bench.py": EXPERIMENT.replace("{n}", str(n))})
 
 
 def _run(repo: Path, args: list[str]) -> tuple[float, float]:
