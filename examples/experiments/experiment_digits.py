@@ -17,7 +17,7 @@ import pytest
 @pytest.mark.deriva(workflow_type="Training", description="Digits SVM sweep over C and gamma")
 @pytest.mark.parametrize("gamma", [0.001, 0.01])
 @pytest.mark.parametrize("C", [0.1, 1.0])
-def experiment_svm(C, gamma, ml_instance, execution):  # noqa: ANN001, N803 - names as in the papers
+def experiment_svm(C, gamma, ml_instance, execution):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.svm import SVC
