@@ -18,6 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_deriva._rid import DRY_RUN_RID, RID
+    from pytest_deriva.dataset import (
+        BagCatalog,
+        Dataset,
+        DatasetBag,
+        DatasetHistory,
+        DatasetVersion,
+        Feature,
+        FeatureRecord,
+        FileSpec,
+        VersionPart,
+    )
     from pytest_deriva.dataset.spec import DatasetSpec
     from pytest_deriva.enums import BuiltinTypes, ExecAssetType, ExecMetadataType, MLAsset, MLVocab, Status, UploadState
     from pytest_deriva.exceptions import (
@@ -55,6 +66,15 @@ if TYPE_CHECKING:
 # Names are imported when first used: the pytest plugin imports this package on every pytest
 # run, and most runs (without --deriva-run) need none of it.
 _LAZY: dict[str, str] = {
+    "BagCatalog": "pytest_deriva.dataset",
+    "Dataset": "pytest_deriva.dataset",
+    "DatasetBag": "pytest_deriva.dataset",
+    "DatasetHistory": "pytest_deriva.dataset",
+    "DatasetVersion": "pytest_deriva.dataset",
+    "Feature": "pytest_deriva.dataset",
+    "FeatureRecord": "pytest_deriva.dataset",
+    "FileSpec": "pytest_deriva.dataset",
+    "VersionPart": "pytest_deriva.dataset",
     "Asset": "pytest_deriva.ml",
     "AssetFilePath": "pytest_deriva.execution",
     "AssetRID": "pytest_deriva.execution",
@@ -120,8 +140,13 @@ __all__ = [
     "AssetFilePath",
     "AssetRID",
     "AssetSpec",
+    "BagCatalog",
     "BuiltinTypes",
+    "Dataset",
+    "DatasetBag",
+    "DatasetHistory",
     "DatasetSpec",
+    "DatasetVersion",
     "DerivaML",
     "DerivaMLConfigurationError",
     "DerivaMLCycleError",
@@ -146,12 +171,16 @@ __all__ = [
     "Execution",
     "ExecutionConfiguration",
     "ExecutionRecord",
+    "Feature",
+    "FeatureRecord",
+    "FileSpec",
     "MLAsset",
     "MLVocab",
     "ResolveRidResult",
     "Status",
     "UploadProgress",
     "UploadState",
+    "VersionPart",
     "VocabularyTerm",
     "Workflow",
     "__version__",

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from pytest_deriva._rid import RID
+from pytest_deriva.dataset.version import DatasetVersion
 
 __all__ = ["DatasetSpec"]
 
 
 class DatasetSpec(BaseModel):
     """A dataset input: its RID, the version to read (``None``: the current one) and whether to
-    fetch its files (``materialize``)."""
+    fetch its files (``materialize``).
+
+    ``version`` accepts ``"1.2.0"``, a :class:`DatasetVersion`, a 3-tuple or a
+    ``{"major", "minor", "patch"}`` dict and is kept as the text ``"1.2.0"``.
+
+    >>> DatasetSpec(rid="1-ABCD", version=(1, 2, 0)).version
+    '1.2.0'
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -30,4 +39,17 @@ class DatasetSpec(BaseModel):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, v: Any) -> Any:
-        return None if v is None else str(v)
+        if v is None:
+            return None
+        if isinstance(v, Mapping):  # also OmegaConf's DictConfig
+            v = dict(v)
+        elif isinstance(v, Sequence) and not isinstance(v, str):  # also OmegaConf's ListConfig
+            v = list(v)
+        elif not isinstance(v, DatasetVersion | str):
+            v = str(v)
+        return str(DatasetVersion.parse(v))
+
+    @property
+    def dataset_version(self) -> DatasetVersion | None:
+        """The version as a :class:`DatasetVersion` (``None``: the current one)."""
+        return None if self.version is None else DatasetVersion.parse(self.version)
