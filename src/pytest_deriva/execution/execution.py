@@ -137,12 +137,7 @@ class ExecutionBase:
         for wt in wf.workflow_type:
             ml_object.lookup_term(MLVocab.workflow_type, wt)
         for d in self.configuration.datasets:
-            ml_object._expect_table(d.rid, "Dataset", "a dataset")
-        if self.configuration.datasets and not hasattr(ml_object, "download_dataset_bag"):
-            raise DerivaMLException(
-                "This version of pytest-deriva cannot read dataset inputs yet (no download_dataset_bag); "
-                "remove datasets= from the ExecutionConfiguration."
-            )
+            ml_object.validate_dataset_spec(d)
         for a in self.configuration.assets:
             found = ml_object.resolve_rid(a.rid)
             if not self._model.is_asset(found.table):
@@ -207,7 +202,7 @@ class ExecutionBase:
     def _initialize_execution(self, reload: str | None = None) -> None:
         for dataset in self.configuration.datasets:
             self.update_status(Status.initializing, f"Materialize bag {dataset.rid}... ")
-            self.datasets.append(self._ml_object.download_dataset_bag(dataset))  # type: ignore[attr-defined]
+            self.datasets.append(self._ml_object.download_dataset_bag(dataset))
             self.dataset_rids.append(dataset.rid)
         if self.dataset_rids and not (reload or self._dry_run):
             self._ml_object.catalog.insert(
@@ -756,7 +751,7 @@ class ExecutionBase:
 
     def download_dataset_bag(self, dataset: Any) -> Any:
         """Download a dataset as a BDBag (see :meth:`DerivaML.download_dataset_bag`)."""
-        return self._ml_object.download_dataset_bag(dataset)  # type: ignore[attr-defined]
+        return self._ml_object.download_dataset_bag(dataset)
 
     def list_assets(self, asset_role: str | None = None) -> list[Asset]:
         """Assets this execution read (``Input``) or wrote (``Output``)."""

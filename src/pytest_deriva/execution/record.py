@@ -119,7 +119,7 @@ class ExecutionRecord:
     def list_input_datasets(self) -> list[Any]:
         """Datasets this execution read or made."""
         rows = self._ml.catalog.select(self._ml.ml_schema, "Dataset_Execution", {"Execution": self.execution_rid})
-        return [self._ml.lookup_dataset(r["Dataset"]) for r in rows]
+        return [self._ml.lookup_dataset(r["Dataset"], deleted=True) for r in rows]
 
     def __repr__(self) -> str:
         return (
