@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m pytest --deriva-run examples/experiments -p no:randomly
 	$(BIN)/python examples/show_runs.py
+	$(BIN)/python examples/dataset_demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
