@@ -1,7 +1,7 @@
 """Print what the catalog recorded: the latest sweep (parent and children) with their files.
 
-    python examples/show_runs.py            # the embedded catalog in .deriva/ at the project root
-    python examples/show_runs.py RID        # one execution and its children
+python examples/show_runs.py            # the embedded catalog in .deriva/ at the project root
+python examples/show_runs.py RID        # one execution and its children
 """
 
 from __future__ import annotations
