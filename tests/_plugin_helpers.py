@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pytest_deriva import DerivaML
 
 DURATION_RE = re.compile(r"^\d+\.0H \d+\.0min \d+(\.\d+)?sec$")
-JOB_RE = re.compile(r"^\[Job (\d+)\] (.*) \((.*)\)$")
+JOB_RE = re.compile(r"^\[Job (\d+)\] (.*)$")
 
 # A 2x3 sweep (stacked parametrize) whose child a=2, b="y" fails, unless a file "fixed" exists.
 GRID = '''
@@ -141,14 +142,16 @@ def collected_ids(pytester: pytest.Pytester, *args: str) -> list[str]:
     return [line for line in result.outlines if "::" in line]
 
 
-def job_of(description: str) -> tuple[int, str, str]:
-    """``[Job N] text (params)`` -> (N, text, params)."""
-    m = JOB_RE.match(description)
+def job_of(description: str) -> tuple[int, str]:
+    """``[Job N] text`` -> (N, text): exactly the form catalog-model.md gives children."""
+    m = JOB_RE.fullmatch(description)
     assert m, f"not a child description: {description!r}"
-    return int(m.group(1)), m.group(2), m.group(3)
+    return int(m.group(1)), m.group(2)
 
 
-def grid_id(params: str) -> str:
-    """``b='x', a=1`` -> ``x-1``: the pytest id of a GRID child from its description's parameters."""
-    values = dict(p.split("=", 1) for p in params.split(", "))
-    return f"{values['b'].strip(chr(39))}-{values['a']}"
+def grid_id(ml: DerivaML, rid: str, tmp: Path) -> str:
+    """``x-1``: the pytest id of a GRID child, from the parameters recorded in its config.yaml."""
+    meta = outputs(ml, rid, "Execution_Metadata")
+    [name] = [n for n in meta if n.endswith("-config.yaml")]
+    values = yaml.safe_load(read_asset(ml, meta[name], tmp / "grid"))
+    return f"{values['b']}-{values['a']}"

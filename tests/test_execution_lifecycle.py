@@ -262,7 +262,10 @@ def test_restore_in_new_handle_uploads_files_left_pending(project, workflow, ml)
         "a.bin": (hashlib.md5(b"A" * 10).hexdigest(), 10),
         "b.bin": (hashlib.md5(b"B" * 20).hexdigest(), 20),
     }
-    assert execution_row(fresh, rid)["Status"] == "Completed"
+    # It was Running when the process stopped: it did not finish, whatever was uploaded after.
+    row = execution_row(fresh, rid)
+    assert row["Status"] == "Aborted"
+    assert "Did not finish" in row["Status_Detail"]
 
 
 CRASH_SCRIPT = textwrap.dedent(

@@ -23,7 +23,7 @@ pytest.importorskip("xdist")
 
 
 @pytest.mark.parametrize("workers", ["2", "4"])
-def test_sweep_under_xdist_has_one_parent_and_the_same_children(pytester, workers):
+def test_sweep_under_xdist_has_one_parent_and_the_same_children(pytester, workers, tmp_path):
     root = make_project(pytester, {"experiment_grid.py": GRID, "conftest.py": HOOKS_CONFTEST})
     order = [nodeid.split("[", 1)[1].rstrip("]") for nodeid in collected_ids(pytester)]
     (root / "hooks.log").unlink(
@@ -47,8 +47,8 @@ def test_sweep_under_xdist_has_one_parent_and_the_same_children(pytester, worker
         assert DURATION_RE.match(parent.duration or ""), parent.duration
         for seq, link in enumerate(links):
             child = ml.lookup_execution(link["Nested_Execution"])
-            job, text, params = job_of(child.description)
-            assert (job, text, grid_id(params)) == (seq, "Grid sweep", order[seq])
+            job, text = job_of(child.description)
+            assert (job, text, grid_id(ml, child.rid, tmp_path)) == (seq, "Grid sweep", order[seq])
             expected = "Failed" if order[seq] == "y-2" else "Completed"
             assert child.status.value == expected, (seq, child.status_detail)
             assert DURATION_RE.match(child.duration or ""), child.duration

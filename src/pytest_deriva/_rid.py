@@ -48,13 +48,16 @@ def decode_rid(rid: str) -> int:
     """Invert :func:`encode_rid` (without a snapshot suffix)."""
     value = 0
     for c in rid.replace("-", ""):
-        value = value * 32 + _VALUES[c]
+        digit = _VALUES.get(c)
+        if digit is None:
+            raise DerivaMLValidationError(f"{rid!r} is not a RID of this catalog: {c!r} is not a RID digit.")
+        value = value * 32 + digit
     return value
 
 
 def is_rid(value: object) -> bool:
     """Whether ``value`` is a string in RID form."""
-    return isinstance(value, str) and bool(_RID_RE.match(value))
+    return isinstance(value, str) and bool(_RID_RE.fullmatch(value))
 
 
 def validate_rid(value: object) -> str:

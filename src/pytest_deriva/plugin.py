@@ -137,6 +137,14 @@ def _catalog_choice(config: pytest.Config) -> tuple[str, str]:
 
 def _make_ml_instance(config: pytest.Config) -> DerivaML:
     catalog, _ = _catalog_choice(config)
+    if config.getoption("deriva_dry_run", False) and "://" not in catalog:
+        from pytest_deriva.catalog import is_embedded_catalog
+
+        if not is_embedded_catalog(Path(catalog)) and not Path(catalog).is_file():
+            # A dry run writes nothing in the project, not even a new catalog: use a throwaway one.
+            import tempfile
+
+            catalog = str(Path(tempfile.mkdtemp(prefix="deriva-dry-run-catalog-")) / "catalog")
     supplied = config.hook.pytest_deriva_ml_instance(config=config, catalog=catalog)
     if supplied is not None:
         return supplied  # type: ignore[no-any-return]
@@ -350,7 +358,7 @@ class DerivaSession:
             description=str(options.get("description") or ""),
         )
         for d in config.datasets:
-            self.ml._expect_table(d.rid, "Dataset", "a dataset")
+            self.ml.validate_dataset_spec(d)  # the RID is a dataset and the version exists
         for a in config.assets:
             self.ml.lookup_asset(a.rid)
         return config

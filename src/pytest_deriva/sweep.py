@@ -135,12 +135,8 @@ def summarize_children(statuses: Iterable[Status]) -> tuple[Status, str]:
     for s in (Status.failed, Status.aborted, Status.pending, Status.running, Status.created, Status.initializing):
         if counts.get(s):
             parts.append(f"{counts[s]} {s.value.lower()}")
-    if done == total:
-        status = Status.completed
-    elif counts.get(Status.failed):
-        status = Status.failed
-    else:
-        status = Status.aborted
+    # Completed when every child completed; Failed otherwise (the summary says why).
+    status = Status.completed if done == total else Status.failed
     return status, ", ".join(parts)
 
 
@@ -188,8 +184,8 @@ class RunPlanner:
     def _child_description(self, spec: RunSpec) -> str:
         if not spec.parametrized:
             return spec.description
-        shown = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
-        return f"[Job {spec.index}] {spec.description} ({shown})"
+        # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
+        return f"[Job {spec.index}] {spec.description}"
 
     def _create(self, spec: RunSpec, description: str, hydra_dir: Path | None) -> Execution:
         config = spec.configuration.model_copy(update={"description": description})
@@ -201,6 +197,20 @@ class RunPlanner:
             self.ml.hydra_runtime_output_dir = previous
 
     def _record(self, specs: list[RunSpec]) -> None:
+        try:
+            self._record_all(specs)
+        except BaseException:
+            # Leave no plan half made: what was already recorded says it never ran.
+            rids = [r.execution_rid for r in self.runs.values()] + [s["parent_rid"] for s in self.sweeps.values()]
+            for rid in rids:
+                try:
+                    self.ml.lookup_execution(rid).update_status(Status.aborted, "The run plan could not be recorded.")
+                except Exception:  # noqa: S110 - best effort while reporting the real error
+                    pass
+            self.runs, self.sweeps, self._executions = {}, {}, {}
+            raise
+
+    def _record_all(self, specs: list[RunSpec]) -> None:
         by_sweep: dict[str, list[RunSpec]] = {}
         for s in specs:
             by_sweep.setdefault(s.sweep_key, []).append(s)

@@ -40,7 +40,7 @@ def connect(catalog: str | os.PathLike[str] | CatalogPort, *, create: bool = Tru
         return catalog
     text = os.fspath(catalog)
     if text.startswith(("http://", "https://")):
-        if not _SERVER_RE.match(text):
+        if not _SERVER_RE.fullmatch(text):
             raise DerivaMLConfigurationError(
                 f"Catalog URL {text!r} is not of the form https://<host>/ermrest/catalog/<id>."
             )

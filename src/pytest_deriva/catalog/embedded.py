@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
@@ -73,6 +74,7 @@ _JSON_TYPES = frozenset({"json", "jsonb", "array"})
 # Types whose Python values go to SQLite unchanged.
 _PLAIN_TYPES = frozenset({"text", "int2", "int4", "int8", "serial2", "serial4", "serial8", "float4", "float8"})
 _K_RID, _K_TIME, _K_TEMPLATE, _K_VALUE = range(4)
+_ON_DELETE = frozenset({"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"})
 
 
 def _q(name: str) -> str:
@@ -235,18 +237,23 @@ class EmbeddedCatalog:
             self._depth += 1
             try:
                 yield
+                if outer:
+                    # Foreign keys are checked here (they are deferred): a refusal must roll back.
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as e:
+                        raise DerivaMLDataError(f"The catalog refused the change: {e}. Nothing was written.") from e
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     self._model = None  # the model may have changed inside the failed transaction
                     if self._rids_reserved_here:
                         self._rids = []  # the reservation was rolled back: those numbers are not ours
                 raise
             else:
                 self._depth -= 1
-                if outer:
-                    conn.execute("COMMIT")
 
     @contextmanager
     def _write_scope(self, single_statement: bool) -> Iterator[None]:
@@ -302,6 +309,7 @@ class EmbeddedCatalog:
                 ):
                     conn.execute(stmt)
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('format', ?)", (_FORMAT,))
+                conn.execute("INSERT INTO _ermrest_meta VALUES ('uuid', ?)", (uuid.uuid4().hex,))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('next_rid', ?)", (str(_FIRST_RID_NUMBER),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model', ?)", (json.dumps({"schemas": {}}),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model_version', '0')")
@@ -309,6 +317,9 @@ class EmbeddedCatalog:
                 raise DerivaMLConfigurationError(
                     f"{self._db_path} was written by an unknown format {row[0]!r}; this version reads {_FORMAT!r}."
                 )
+            found = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'uuid'").fetchone()
+            # Identifies this catalog (not its path: a catalog made anew at a path is another one).
+            self.catalog_uuid = str(found[0]) if found else ""
 
     # -- the model ---------------------------------------------------------------------------
     @property
@@ -378,7 +389,11 @@ class EmbeddedCatalog:
             for fk in tdoc.get("foreign_keys", []):
                 ref = fk["referenced_columns"]
                 target = f"{ref[0]['schema_name']}:{ref[0]['table_name']}"
-                on_delete = fk.get("on_delete") or "NO ACTION"
+                on_delete = str(fk.get("on_delete") or "NO ACTION").upper()
+                if on_delete not in _ON_DELETE:
+                    raise DerivaMLSchemaError(
+                        f"Foreign key on_delete {on_delete!r} of {schema}:{tname} is not one of {sorted(_ON_DELETE)}."
+                    )
                 constraints.append(
                     f"FOREIGN KEY ({', '.join(_q(c['column_name']) for c in fk['foreign_key_columns'])}) "
                     f"REFERENCES {_q(target)} ({', '.join(_q(c['column_name']) for c in ref)}) ON DELETE {on_delete}"

@@ -81,7 +81,7 @@ class FileObjectStore:
     @staticmethod
     def parse_url(url: str) -> tuple[str, str, str]:
         """Split a URL into ``(namespace, md5, filename)``."""
-        m = _URL_RE.match(url)
+        m = _URL_RE.fullmatch(url)
         if not m:
             raise DerivaMLNotFoundError(f"{url!r} is not an object URL of this store (/hatrac/<table>/<md5>.<name>).")
         return unquote(m["ns"]), m["md5"], unquote(m["name"])

@@ -69,6 +69,11 @@ class CatalogPort(Protocol):
         ...
 
     @property
+    def catalog_uuid(self) -> str:
+        """An identifier of this catalog that changes when a catalog is made anew at the same place."""
+        ...
+
+    @property
     def objects(self) -> ObjectStore:
         """The object store beside the catalog."""
         ...

@@ -221,7 +221,9 @@ class ExecutionDatasetMixin(_Base):
         batches: list[tuple[Table, list[dict[str, Any]]]] = []
         for path in files:
             schema, target, name = path.parent.parent.parent.name, path.parent.parent.name, path.parent.name
-            feature = ml.lookup_feature(f"{schema}:{target}", name)
+            # The values are filed under the feature table's schema; the target may be in another.
+            qualified = f"{schema}:{target}"
+            feature = ml.lookup_feature(qualified if ml.model.has_table(qualified) else target, name)
             rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
             for row in rows:
                 for col in feature.asset_columns:

@@ -191,7 +191,10 @@ def download_dataset_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, 
     from pytest_deriva.dataset import _bdbag
 
     root = ml.cache_dir / "bags"
-    entry = root / f"{dataset_rid}_{version_row['Version']}@{version_row['Snapshot']}"
+    # The catalog's identity is part of the key: RIDs and snapshots repeat across embedded catalogs
+    # that share a cache folder.
+    catalog = (ml.catalog.catalog_uuid or "")[:12]
+    entry = root / f"{catalog}_{dataset_rid}_{version_row['Version']}@{version_row['Snapshot']}"
     bag_dir = entry / f"Dataset_{dataset_rid}"
     hit = (entry / _COMPLETE).exists()
     if not hit:

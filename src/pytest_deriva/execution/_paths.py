@@ -59,7 +59,7 @@ def checked_file_name(name: str, what: str = "file name") -> str:
 
 
 def _segment(name: str, what: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise DerivaMLValidationError(f"{what} {name!r} cannot name a folder; use letters, digits, '_' and '-'.")
     return name
 

@@ -24,7 +24,7 @@ _ENV_ALLOW = re.compile(
     r"CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|"
     r"DERIVA_ML_ALLOW_DIRTY|DERIVA_ML_DRY_RUN|CI)$"
 )
-_SECRET = re.compile(r"(token|secret|passw(or)?d|api[_-]?key|credential|auth|cookie|bearer)", re.IGNORECASE)
+_SECRET = re.compile(r"(token|secret|pass|pwd|key|credential|auth|cookie|bearer)", re.IGNORECASE)
 _lock = threading.Lock()
 _cached: dict[str, Any] | None = None
 _snapshot: tuple[str, str] | None = None
@@ -48,8 +48,9 @@ def _installed_distributions() -> dict[str, str]:
             if not dot or suffix not in ("dist-info", "egg-info"):
                 continue
             dist, sep, version = stem.partition("-")
-            if sep and dist not in found:
-                found[dist.replace("_", "-")] = version
+            dist = dist.replace("_", "-")
+            if sep and dist not in found:  # the first on sys.path is the one imported
+                found[dist] = version
     if not found:  # an unusual layout: ask importlib.metadata after all
         for d in metadata.distributions():
             if d.metadata["Name"]:

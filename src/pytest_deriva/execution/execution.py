@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -108,6 +109,7 @@ class ExecutionBase:
         self.uploaded_assets: dict[str, list[AssetFilePath]] | None = None
         self._execution_record: ExecutionRecord | None = None
         self._manifest: AssetManifest | None = None
+        self._unfinished = False
         self.dataset_rids: list[str] = []
         self.datasets: list[Any] = []
         self._working_dir = ml_object.working_dir
@@ -117,6 +119,9 @@ class ExecutionBase:
         self._dry_run = dry_run or _truthy("DERIVA_ML_DRY_RUN")
         if reload == DRY_RUN_RID:
             self._dry_run = True
+        if self._dry_run and not reload:
+            # A dry run writes nothing in the project, and dry runs (all RID 0000) must not share a folder.
+            self._working_dir = Path(tempfile.mkdtemp(prefix="deriva-dry-run-"))
         self.configuration.argv = redact_argv(list(sys.argv))
 
         if workflow is not None:
@@ -183,6 +188,8 @@ class ExecutionBase:
             if reload:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
+                # Running when restored: the process that ran it stopped before it finished.
+                self._unfinished = self._execution_record.status in (Status.running, Status.initializing)
             else:
                 self._execution_record = ExecutionRecord(
                     self.execution_rid,
@@ -282,7 +289,7 @@ class ExecutionBase:
                         _METADATA_DESCRIPTIONS.get(f.name),
                     )
         name, text = environment_snapshot()
-        key = (str(getattr(objects, "root", id(objects))), name)
+        key = (self._ml_object.catalog.catalog_uuid or str(id(objects)), name)
         env = _ENV_OBJECTS.get(key)
         if env is None:  # the snapshot is the same for the whole process: store it once
             env = _ENV_OBJECTS[key] = objects.put_bytes(text.encode(), table, name)
@@ -464,9 +471,17 @@ class ExecutionBase:
             target = "-implementations.log"
 
         flat = _paths.asset_dir(self._working_dir, self.execution_rid, table.name) / target
+        key = f"{table.name}/{target}"
         if source.exists():
-            if flat.is_symlink() or (flat.exists() and not flat.samefile(source)):
-                flat.unlink()  # registered again: the new source replaces the old
+            pending = self._get_manifest().pending_assets()
+            same = flat.exists() and flat.resolve() == source.resolve()
+            if key in pending and (flat.exists() or flat.is_symlink()) and not same:
+                raise DerivaMLValidationError(
+                    f"{key} is already registered for upload by execution {self.execution_rid} (at {flat}); "
+                    f"registering {source} under the same name would replace it. Give rename_file= another name."
+                )
+            if flat.is_symlink() or (flat.exists() and not same):
+                flat.unlink()  # an uploaded earlier file of that name: the new one replaces it
             if not flat.exists():
                 if copy_file:
                     shutil.copy2(source, flat)
@@ -477,7 +492,6 @@ class ExecutionBase:
                         shutil.copy2(source, flat)
 
         manifest = self._get_manifest()
-        key = f"{table.name}/{target}"
         manifest.add_asset(
             key,
             AssetEntry(
@@ -674,6 +688,9 @@ class ExecutionBase:
         others are uploaded, and stays pending in the manifest.
         """
         if self._dry_run:
+            if clean_folder is not False and self._working_dir.name.startswith("deriva-dry-run-"):
+                shutil.rmtree(self._working_dir, ignore_errors=True)
+                _paths.forget(self._working_dir / "execution" / self.execution_rid)
             return {}
         if clean_folder is None:
             clean_folder = getattr(self._ml_object, "clean_execution_dir", True)
@@ -689,7 +706,7 @@ class ExecutionBase:
                 retry_delay,
                 timeout,
                 chunk_size,
-                final_status=None if keep_outcome else (Status.completed, "Successfully end the execution."),
+                final_status=None if keep_outcome else self._final_status(),
             )
         except Exception as e:
             if not keep_outcome:
@@ -698,6 +715,29 @@ class ExecutionBase:
         if clean_folder:
             self._clean_folder_contents(self.working_dir)
         return self.uploaded_assets
+
+    def upload_assets(self, assets_dir: str | Path) -> dict[str, Any]:
+        """Upload every file in ``assets_dir``, a folder named like an asset table, as outputs
+        of this execution; returns file name -> the uploaded file's ``AssetFilePath`` (with its RID)."""
+        folder = Path(assets_dir)
+        if not folder.is_dir() or not self._model.is_asset(folder.name):
+            raise DerivaMLTableTypeError(
+                "asset", folder.name, f"upload_assets needs a folder named like an asset table, not {folder}."
+            )
+        if self._dry_run:
+            return {}
+        for f in sorted(p for p in folder.iterdir() if p.is_file()):
+            self.asset_file_path(folder.name, f, copy_file=True)
+        uploaded = self._upload_execution_dirs()
+        return {a.file_name: a for assets in uploaded.values() for a in assets}
+
+    def _final_status(self) -> tuple[Status, str]:
+        if self._unfinished:
+            return (
+                Status.aborted,
+                "Did not finish: the process running it stopped. Its registered files were uploaded after a restore.",
+            )
+        return Status.completed, "Successfully end the execution."
 
     def _clean_folder_contents(self, folder_path: Path, remove_folder: bool = True) -> None:
         if self._get_manifest().pending_assets():

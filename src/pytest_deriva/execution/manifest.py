@@ -61,7 +61,7 @@ class AssetManifest:
     def _load(self) -> None:
         raw = self.path.read_bytes()
         lines = raw.split(b"\n")
-        complete = raw.endswith(b"\n")
+        complete = raw.endswith(b"\n") or not raw
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -72,8 +72,10 @@ class AssetManifest:
                 is_last = number == len(lines) and not complete
                 if is_last:
                     _log.warning(
-                        "Ignoring the torn last line %d of %s (a write interrupted by a crash).", number, self.path
+                        "Dropping the torn last line %d of %s (a write interrupted by a crash).", number, self.path
                     )
+                    # Cut it off, or the next append would continue that line and corrupt it.
+                    os.truncate(self.path, raw.rfind(b"\n") + 1)
                     continue
                 raise DerivaMLManifestError(
                     f"The asset manifest {self.path} is corrupt at line {number} ({e}). It has been left as it is; "

@@ -20,7 +20,7 @@ from pytest_deriva.exceptions import (
     DerivaMLReadOnlyError,
     DerivaMLWorkflowError,
 )
-from pytest_deriva.execution._git import GitFileInfo, git_file_info
+from pytest_deriva.execution._git import GitFileInfo, git_file_info, sanitize_remote
 
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML, VocabularyTerm
@@ -189,7 +189,8 @@ class Workflow(BaseModel):
                 self.url = f"{image}@{digest}" if image and digest else image or None
             return self
         if "DERIVA_ML_WORKFLOW_URL" in os.environ:
-            self.url = os.environ["DERIVA_ML_WORKFLOW_URL"]
+            # Sanitized like a git remote: credentials in the URL never reach the catalog.
+            self.url = sanitize_remote(os.environ["DERIVA_ML_WORKFLOW_URL"], Path.cwd())
             self.checksum = os.environ.get("DERIVA_ML_WORKFLOW_CHECKSUM", "")
             notebook = os.environ.get("DERIVA_ML_NOTEBOOK_PATH")
             if notebook:

@@ -438,7 +438,7 @@ class DerivaMLBase:
     def add_workflow(self, workflow: Workflow) -> str:
         """Record a workflow, or find the one already recorded with the same checksum or URL; its RID."""
         types = [self.lookup_term(MLVocab.workflow_type, t).name for t in workflow.workflow_type]
-        key = (self.catalog.uri, tuple(types))
+        key = (self.catalog.catalog_uuid or self.catalog.uri, tuple(types))
         if workflow.rid and workflow._registered == key:
             return workflow.rid  # recorded by this handle already, with these types
         found = self._find_workflow_row(workflow.checksum, workflow.url)  # the common case: no write lock
@@ -485,7 +485,8 @@ class DerivaMLBase:
         return rid
 
     def _find_workflow_row(self, checksum: str | None, url: str | None) -> dict[str, Any] | None:
-        for column, value in (("Checksum", checksum), ("URL", url)):
+        # By checksum when there is one: a dirty file has the clean file's URL but other code.
+        for column, value in (("Checksum", checksum),) if checksum else (("URL", url),):
             if value:
                 rows = self.catalog.select(self.ml_schema, "Workflow", {column: value}, order_by=["RCT"], limit=1)
                 if rows:
@@ -519,7 +520,7 @@ class DerivaMLBase:
 
     def lookup_workflow_by_url(self, url_or_checksum: str) -> Workflow:
         """The workflow recorded with this URL or checksum."""
-        row = self._find_workflow_row(url_or_checksum, url_or_checksum)
+        row = self._find_workflow_row(url_or_checksum, None) or self._find_workflow_row(None, url_or_checksum)
         if row is None:
             raise DerivaMLNotFoundError(
                 f"No workflow with URL or checksum {url_or_checksum!r} in catalog {self.catalog.uri}."
@@ -643,7 +644,7 @@ class DerivaML(DatasetMixin, DerivaMLBase):
 
 
 def _check_table_name(name: str) -> None:
-    if not _TABLE_NAME_RE.match(name or ""):
+    if not _TABLE_NAME_RE.fullmatch(name or ""):
         raise DerivaMLValidationError(
             f"{name!r} cannot name a table; start with a letter and use letters, digits and '_' (e.g. 'Model_Weights')."
         )
