@@ -13,6 +13,7 @@ the CLI can use the same planner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -203,10 +204,9 @@ class RunPlanner:
             # Leave no plan half made: what was already recorded says it never ran.
             rids = [r.execution_rid for r in self.runs.values()] + [s["parent_rid"] for s in self.sweeps.values()]
             for rid in rids:
-                try:
+                # Best effort: the error being raised is the one to report.
+                with contextlib.suppress(Exception):
                     self.ml.lookup_execution(rid).update_status(Status.aborted, "The run plan could not be recorded.")
-                except Exception:  # noqa: S110 - best effort while reporting the real error
-                    pass
             self.runs, self.sweeps, self._executions = {}, {}, {}
             raise
 
