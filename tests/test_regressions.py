@@ -164,3 +164,13 @@ def test_restored_crashed_run_is_not_completed(project, ml, workflow):
     record = ml.lookup_execution(exe.execution_rid)
     assert record.status.value == "Aborted"
     assert [a.filename for a in record.list_assets("Output") if a.asset_table == "Execution_Asset"] == ["partial.bin"]
+
+
+def test_file_names_that_leave_their_folder_are_refused(ml, workflow):
+    from pytest_deriva.dataset.files import FileSpec
+
+    exe = ml.create_execution(config(workflow))
+    bad = FileSpec(url="file:///data/x%2F..%2F..%2Fescape", md5="0" * 32, length=1)
+    with pytest.raises(DerivaMLValidationError, match="plain file name"):
+        exe.add_files([bad])
+    assert ml.catalog.select("deriva-ml", "File") == []

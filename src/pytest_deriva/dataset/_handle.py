@@ -860,6 +860,10 @@ class DatasetMixin(_Base):
                 )
         if execution_rid is not None:
             self._expect_table(execution_rid, "Execution", "an execution")
+        from pytest_deriva.execution._paths import checked_file_name
+
+        for s in specs:  # a file name must not lead out of the folder it is downloaded into
+            checked_file_name(s.filename, f"File name of {s.url}")
         cat = self.catalog
         s_ml = self.ml_schema
         with cat.transaction():

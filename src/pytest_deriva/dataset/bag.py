@@ -163,7 +163,7 @@ def _write_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], bag_
             for r in rows:
                 if not r.get("URL"):
                     continue
-                name = r.get("Filename") or r["URL"].rstrip("/").rsplit("/", 1)[-1]
+                name = _asset_name(r)
                 remote.append(
                     {
                         "url": _bdbag.fetch_url(r["URL"], objects, ml.catalog.hostname),
@@ -424,7 +424,7 @@ class DatasetBag:
         for t in self.model.asset_tables():
             for row in self.get_table_as_dict(t):
                 if row["RID"] == rid:
-                    name = row.get("Filename") or str(row["URL"]).rstrip("/").rsplit("/", 1)[-1]
+                    name = _asset_name(row)
                     return self.path / "data" / "asset" / t.name / rid / name
         raise DerivaMLNotFoundError(f"No asset {rid} in the bag {self.path}.")
 
@@ -504,3 +504,11 @@ class BagCatalog:
 
     def asset_path(self, asset: str | dict[str, Any]) -> Path:
         return self.bag.asset_path(asset)
+
+
+def _asset_name(row: dict[str, Any]) -> str:
+    """The file name an asset row's file gets in a bag: its Filename, checked to stay in its folder."""
+    from pytest_deriva.execution._paths import checked_file_name
+
+    name = row.get("Filename") or str(row["URL"]).rstrip("/").rsplit("/", 1)[-1]
+    return checked_file_name(str(name), f"Filename of asset {row.get('RID')}")
