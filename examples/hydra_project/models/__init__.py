@@ -1,0 +1,1 @@
+"""The project's model functions (DerivaML models: ``ml_instance`` and ``execution`` keywords)."""
