@@ -64,12 +64,18 @@ def parametrized_names(marks: Iterable[pytest.Mark]) -> set[str]:
     return names
 
 
-def signature_proxy(func: Callable[..., Any], parametrized: set[str], is_method: bool) -> Callable[..., Any]:
+def signature_proxy(
+    func: Callable[..., Any],
+    parametrized: set[str],
+    is_method: bool,
+    defaults: dict[str, Any] | None = None,
+) -> Callable[..., Any]:
     """A stand-in for ``func`` whose signature asks pytest for what the experiment needs.
 
     Fixture and parametrized arguments lose their defaults; other defaulted arguments keep
-    them (pytest leaves those alone); ``execution`` is always asked for, so that every
-    experiment is tracked, including one that does not take it.
+    them (pytest leaves those alone), and arguments in ``defaults`` (values from a named config)
+    get those as defaults; ``execution`` is always asked for, so that every experiment is tracked,
+    including one that does not take it.
     """
     sig = inspect.signature(func)
     params: list[inspect.Parameter] = []
@@ -81,6 +87,8 @@ def signature_proxy(func: Callable[..., Any], parametrized: set[str], is_method:
             continue
         if p.name in parametrized or p.name in FIXTURE_NAMES:
             p = p.replace(default=inspect.Parameter.empty)
+        elif defaults and p.name in defaults:
+            p = p.replace(default=defaults[p.name])  # given by a named config: not a fixture
         params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
     if "execution" not in sig.parameters:
         params.append(inspect.Parameter("execution", inspect.Parameter.KEYWORD_ONLY))

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec, SweepResult
 
 DEFAULT_EXPERIMENT_FILES = ["experiment_*.py", "*_experiment.py", "*_experiments.py"]
-MARKER_KEYWORDS = frozenset({"datasets", "assets", "workflow_type", "description", "dry_run"})
+MARKER_KEYWORDS = frozenset({"datasets", "assets", "workflow_type", "description", "dry_run", "config"})
 DEFAULT_WORKFLOW_TYPE = "Training"
 _LARGE_UPLOAD = 50 * 2**20  # bytes; uploads of larger files are reported as they finish
 
@@ -56,6 +56,7 @@ class _Experiment:
     result: Any = None
     reports: dict[str, pytest.TestReport] = field(default_factory=dict)
     execution: Execution | None = None
+    configured: dict[str, Any] = field(default_factory=dict)
 
 
 _SESSION_KEY = pytest.StashKey["DerivaSession"]()
@@ -93,6 +94,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run experiment files with uncommitted changes; their diff is recorded with each execution.",
     )
     group.addoption(
+        "--deriva-sweep",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="OVERRIDE",
+        help="Sweep every experiment over these values, in Hydra's override grammar "
+        "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'). Put paths before it.",
+    )
+    group.addoption(
         "--deriva-ml-class",
         default=None,
         metavar="MODULE:CLASS",
@@ -106,12 +116,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_EXPERIMENT_FILES,
     )
     parser.addini("deriva_ml_class", "DerivaML subclass for ml_instance, as module:Class.", default=None)
+    parser.addini(
+        "deriva_config_package",
+        "hydra-zen config package (e.g. configs) for @pytest.mark.deriva(config=...) and +multirun= names.",
+        default=None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "deriva(datasets=[...], assets=[...], workflow_type='Training', description='...', dry_run=False): "
+        "deriva(datasets=[...], assets=[...], workflow_type='Training', description='...', dry_run=False, "
+        "config='<hydra-zen config name>'): "
         "how pytest-deriva records this experiment.",
     )
     if config.getoption("deriva_run"):
@@ -210,6 +226,7 @@ class DerivaSession:
         self._ml: DerivaML | None = None
         self._planner: RunPlanner | None = None
         self._workflows: dict[tuple[Path, tuple[str, ...]], Any] = {}
+        self._sweep: list[dict[str, Any]] | None = None
         self._session: pytest.Session | None = None
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
@@ -242,6 +259,7 @@ class DerivaSession:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._session = session
+        _ = self.sweep  # a --deriva-sweep that does not parse is a usage error now
         if not self.is_worker:
             _ = self.ml  # a bad catalog is a usage error now, before anything runs
 
@@ -278,20 +296,28 @@ class DerivaSession:
             return None
         func = getattr(obj, "__func__", obj)
         marks = [*getattr(func, "pytestmark", []), *collector.iter_markers("parametrize")]
-        proxy = signature_proxy(func, parametrized_names(marks), isinstance(collector, ExperimentClass))
+        options = self._options(collector, name, func)
+        takes = set(inspect_params(func))
+        configured = self._config_parameters(collector, name, options, takes)
+        swept = self._swept_names(collector, name, takes, parametrized_names(marks))
+        proxy = signature_proxy(
+            func, parametrized_names(marks) | swept, isinstance(collector, ExperimentClass), configured
+        )
         items: list[pytest.Item] = list(collector._genfunctions(name, proxy))
-        self._describe(collector, name, func, items)
+        self._describe(collector, name, func, items, options, configured)
         return items
 
-    def _describe(self, collector: pytest.Collector, name: str, func: Any, items: list[pytest.Item]) -> None:
-        """Build each item's RunSpec from the marker, checked now, before anything is written."""
-        from pytest_deriva.exceptions import DerivaMLException
-        from pytest_deriva.sweep import RunSpec
-
+    def _options(self, collector: pytest.Collector, name: str, func: Any) -> dict[str, Any]:
+        """The ``deriva`` marker's keywords, checked; the closest marker wins per keyword."""
+        marks = [*collector.iter_markers("deriva")][::-1] + [
+            m for m in getattr(func, "pytestmark", []) if m.name == "deriva"
+        ]
         options: dict[str, Any] = {}
-        for mark in reversed(list(items[0].iter_markers("deriva"))):  # closest marker wins
+        for mark in marks:
             if mark.args:
-                pytest.fail(f"{items[0].nodeid}: @pytest.mark.deriva takes keywords only, not {mark.args!r}.", False)
+                pytest.fail(
+                    f"{collector.nodeid}::{name}: @pytest.mark.deriva takes keywords only, not {mark.args!r}.", False
+                )
             unknown = sorted(set(mark.kwargs) - MARKER_KEYWORDS)
             if unknown:
                 pytest.fail(
@@ -300,6 +326,86 @@ class DerivaSession:
                     pytrace=False,
                 )
             options.update(mark.kwargs)
+        return options
+
+    @property
+    def config_package(self) -> str | None:
+        value = self.config.getini("deriva_config_package")
+        return str(value) if value else None
+
+    def _config_parameters(
+        self, collector: pytest.Collector, name: str, options: Mapping[str, Any], takes: set[str]
+    ) -> dict[str, Any]:
+        """Parameter values from ``config="<name>"`` (a hydra-zen config), for the ones the function takes."""
+        if not options.get("config"):
+            return {}
+        from pytest_deriva.config import experiment_parameters
+        from pytest_deriva.exceptions import DerivaMLException
+
+        try:
+            values = experiment_parameters(str(options["config"]), self.config_package)
+        except DerivaMLException as e:
+            pytest.fail(f"{collector.nodeid}::{name}: config={options['config']!r}: {e}", pytrace=False)
+        return {k: v for k, v in values.items() if k in takes and k not in FIXTURE_NAMES}
+
+    @property
+    def sweep(self) -> list[dict[str, Any]]:
+        """The --deriva-sweep combinations, keyed by argument name (``model_config.lr`` -> ``lr``)."""
+        if self._sweep is None:
+            overrides = list(self.config.getoption("deriva_sweep") or [])
+            self._sweep = []
+            if overrides:
+                from pytest_deriva.config import parse_sweep
+                from pytest_deriva.exceptions import DerivaMLException
+
+                try:
+                    combos = parse_sweep(overrides, config_package=self.config_package)
+                except DerivaMLException as e:
+                    raise pytest.UsageError(f"--deriva-sweep: {e}") from e
+                self._sweep = [{k.rsplit(".", 1)[-1]: v for k, v in c.items()} for c in combos]
+        return self._sweep
+
+    def _swept_names(self, collector: pytest.Collector, name: str, takes: set[str], parametrized: set[str]) -> set[str]:
+        if not self.sweep:
+            return set()
+        names = set(self.sweep[0])
+        missing = sorted(names - takes)
+        if missing:
+            pytest.fail(
+                f"{collector.nodeid}::{name}: --deriva-sweep sets {', '.join(map(repr, missing))}, which it does not "
+                f"take (its parameters: {', '.join(sorted(takes - set(FIXTURE_NAMES)))}); select experiments with -k.",
+                pytrace=False,
+            )
+        twice = sorted(names & parametrized)
+        if twice:
+            pytest.fail(
+                f"{collector.nodeid}::{name}: {', '.join(map(repr, twice))} is both parametrized and given by "
+                "--deriva-sweep; use one of them.",
+                pytrace=False,
+            )
+        return names
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if not self.sweep or not isinstance(metafunc.definition.parent, ExperimentModule | ExperimentClass):
+            return
+        names = list(self.sweep[0])
+        values = [tuple(combo[n] for n in names) for combo in self.sweep]
+        ids = ["-".join(str(v) for v in row) for row in values]
+        metafunc.parametrize(names, values, ids=ids)
+
+    def _describe(
+        self,
+        collector: pytest.Collector,
+        name: str,
+        func: Any,
+        items: list[pytest.Item],
+        options: Mapping[str, Any],
+        configured: Mapping[str, Any],
+    ) -> None:
+        """Build each item's RunSpec from the marker, checked now, before anything is written."""
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.sweep import RunSpec
+
         doc = (inspect_getdoc(func) or "").strip().splitlines()
         description = str(options.get("description") or (doc[0] if doc else name))
         takes = frozenset(inspect_params(func))
@@ -321,7 +427,7 @@ class DerivaSession:
         parametrized = any(getattr(i, "callspec", None) is not None for i in items)
         for index, item in enumerate(items):
             callspec = getattr(item, "callspec", None)
-            params = dict(callspec.params) if callspec is not None else {}
+            params = {**configured, **(dict(callspec.params) if callspec is not None else {})}
             spec = RunSpec(
                 nodeid=item.nodeid,
                 sweep_key=item.nodeid.split("[", 1)[0],
@@ -333,7 +439,7 @@ class DerivaSession:
                 parametrized=parametrized,
                 dry_run=bool(options.get("dry_run", False)),
             )
-            item.stash[_EXPERIMENT_KEY] = _Experiment(spec, takes)
+            item.stash[_EXPERIMENT_KEY] = _Experiment(spec, takes, configured=dict(configured))
 
     def _workflow(self, path: Path, workflow_type: str | list[str]) -> Any:
         types = tuple([workflow_type] if isinstance(workflow_type, str) else workflow_type)
@@ -396,7 +502,8 @@ class DerivaSession:
         if experiment is None:
             return None
         funcargs = pyfuncitem.funcargs
-        args = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        args = {**experiment.configured}  # values from config=..., unless pytest gives the argument
+        args.update({name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames})
         experiment.result = pyfuncitem.obj(**accepted_kwargs(pyfuncitem.obj, args))
         return True
 
