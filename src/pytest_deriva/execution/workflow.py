@@ -29,7 +29,22 @@ __all__ = ["Workflow"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Frames from these places are never "the workflow" when finding the calling script.
-_SKIP_PARTS = ("pydantic", "hydra", "hydra_zen", "omegaconf", "_pytest", "pluggy", "importlib", "runpy")
+_SKIP_PARTS = (
+    "pydantic",
+    "hydra",
+    "hydra_zen",
+    "omegaconf",
+    "_pytest",
+    "pluggy",
+    "importlib",
+    "runpy",
+    # Launchers run jobs from their own files; installed packages are never the workflow either.
+    "joblib",
+    "loky",
+    "submitit",
+    "site-packages",
+    "dist-packages",
+)
 
 
 def _truthy(name: str) -> bool:
