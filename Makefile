@@ -32,6 +32,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_executions.py
+	$(BIN)/python benchmarks/bench_plugin.py
+	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/bench_hydra.py
 
 clean:
 	rm -rf $(VENV) .deriva build dist src/*.egg-info
