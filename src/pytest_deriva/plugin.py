@@ -565,6 +565,8 @@ class DerivaSession:
         finally:
             self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)
             item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=call)
+            # pytest keeps every item to the end of the session: let go of what a finished run held.
+            experiment.execution, experiment.result, experiment.reports = None, None, {}
 
     def _progress(self, progress: Any) -> None:
         """Show uploads of large files (the others are too quick to be worth a line)."""

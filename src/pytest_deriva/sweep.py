@@ -110,18 +110,19 @@ def overrides_of(params: Mapping[str, Any]) -> list[str]:
     return [f"{k}={_override_value(v)}" for k, v in params.items()]
 
 
-def _write_hydra_files(folder: Path, params: Mapping[str, Any]) -> Path:
-    """``config.yaml`` and ``overrides.yaml`` of a run, as Hydra writes them, in ``folder``.
+def hydra_files(run_dir: str, params: Mapping[str, Any]) -> dict[str, bytes]:
+    """A run's ``config.yaml`` and ``overrides.yaml``, as Hydra writes them, named for the catalog
+    (``hydra-<run dir>-config.yaml``).
 
     Written as YAML's JSON subset (one ``key: value`` line each, values in JSON form), which any
     YAML reader reads the same and which costs nothing to produce, unlike a YAML emitter.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     config = "".join(f"{json.dumps(str(k))}: {json.dumps(_yaml_value(v))}\n" for k, v in params.items())
-    (folder / "config.yaml").write_text(config or "{}\n")
     overrides = "".join(f"- {json.dumps(o)}\n" for o in overrides_of(params))
-    (folder / "overrides.yaml").write_text(overrides or "[]\n")
-    return folder
+    return {
+        f"hydra-{run_dir}-config.yaml": (config or "{}\n").encode(),
+        f"hydra-{run_dir}-overrides.yaml": (overrides or "[]\n").encode(),
+    }
 
 
 def summarize_children(statuses: Iterable[Status]) -> tuple[Status, str]:
@@ -157,7 +158,6 @@ class RunPlanner:
         self.dry_run = dry_run
         self.runs: dict[str, PlannedRun] = {}
         self.sweeps: dict[str, dict[str, Any]] = {}
-        self._executions: dict[str, Execution] = {}
         self._specs: dict[str, RunSpec] = {}
 
     @property
@@ -188,14 +188,9 @@ class RunPlanner:
         # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
         return f"[Job {spec.index}] {spec.description}"
 
-    def _create(self, spec: RunSpec, description: str, hydra_dir: Path | None) -> Execution:
+    def _create(self, spec: RunSpec, description: str, files: Mapping[str, bytes] | None) -> Execution:
         config = spec.configuration.model_copy(update={"description": description})
-        previous = self.ml.hydra_runtime_output_dir
-        self.ml.hydra_runtime_output_dir = hydra_dir
-        try:
-            return self.ml.create_execution(config, workflow=spec.workflow)
-        finally:
-            self.ml.hydra_runtime_output_dir = previous
+        return Execution(config, self.ml, workflow=spec.workflow, hydra_files=files)
 
     def _record(self, specs: list[RunSpec]) -> None:
         try:
@@ -207,7 +202,7 @@ class RunPlanner:
                 # Best effort: the error being raised is the one to report.
                 with contextlib.suppress(Exception):
                     self.ml.lookup_execution(rid).update_status(Status.aborted, "The run plan could not be recorded.")
-            self.runs, self.sweeps, self._executions = {}, {}, {}
+            self.runs, self.sweeps = {}, {}
             raise
 
     def _record_all(self, specs: list[RunSpec]) -> None:
@@ -228,12 +223,12 @@ class RunPlanner:
                 }
             for s in sorted(members, key=lambda m: m.index):
                 run_dir = str(s.index) if s.parametrized else stamp
-                hydra = _write_hydra_files(self.plan_dir / "hydra" / _safe(s.nodeid) / run_dir, s.params)
-                exe = self._create(s, self._child_description(s), hydra)
-                self._executions[s.nodeid] = exe
+                exe = self._create(s, self._child_description(s), hydra_files(run_dir, s.params))
+                # Only the RID is kept: the execution is picked up again when it runs, so a plan
+                # of many children holds no Execution objects (memory flat in the sweep's size).
                 run = PlannedRun(s.nodeid, exe.execution_rid, self._child_description(s), s.params, key)
                 if parent is not None:
-                    parent.add_nested_execution(exe, sequence=s.index)
+                    self.ml._add_nested_execution(parent.execution_rid, exe.execution_rid, s.index, checked=True)
                     run.parent_rid, run.sequence = parent.execution_rid, s.index
                 self.runs[s.nodeid] = run
 
@@ -250,9 +245,7 @@ class RunPlanner:
 
     # -- running -----------------------------------------------------------------------------
     def execution_for(self, nodeid: str) -> Execution:
-        """The execution planned for a run: the same object in the planning process, else reloaded."""
-        if nodeid in self._executions:
-            return self._executions.pop(nodeid)
+        """The execution planned for a run, picked up by its RID."""
         spec = self._specs[nodeid]
         run = self.runs[nodeid]
         config = spec.configuration.model_copy(update={"description": run.description})
@@ -287,10 +280,6 @@ class RunPlanner:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.plan_dir, ignore_errors=True)
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
 
 
 def new_plan_dir() -> Path:

@@ -94,6 +94,8 @@ class ExecutionBase:
         workflow: Workflow | None = None,
         reload: str | None = None,
         dry_run: bool = False,
+        *,
+        hydra_files: Mapping[str, bytes] | None = None,
     ) -> None:
         if not isinstance(configuration, ExecutionConfiguration):
             raise DerivaMLValidationError(
@@ -110,6 +112,8 @@ class ExecutionBase:
         self._execution_record: ExecutionRecord | None = None
         self._manifest: AssetManifest | None = None
         self._unfinished = False
+        # Hydra output files given in memory (name -> bytes), recorded like those of a Hydra run folder.
+        self._hydra_files = dict(hydra_files or {})
         self.dataset_rids: list[str] = []
         self.datasets: list[Any] = []
         self._working_dir = ml_object.working_dir
@@ -276,6 +280,15 @@ class ExecutionBase:
                 ExecMetadataType.execution_config.value,
                 f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
                 f"(apply them to {wf.url} to reproduce it).",
+            )
+        for name, data in self._hydra_files.items():
+            checked = _paths.checked_file_name(name)
+            original = checked.rsplit("-", 1)[-1]
+            add(
+                checked,
+                objects.put_bytes(data, table, checked),
+                ExecMetadataType.hydra_config.value,
+                _METADATA_DESCRIPTIONS.get(original),
             )
         out = self._ml_object.hydra_runtime_output_dir
         if out and Path(out).is_dir():

@@ -597,9 +597,10 @@ class DerivaMLBase:
         workflow = self.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
         return Execution(configuration, self._full, workflow=workflow, reload=execution_rid)
 
-    def _add_nested_execution(self, parent: str, child: str, sequence: int | None) -> None:
-        self._expect_table(parent, "Execution", "an execution")
-        self._expect_table(child, "Execution", "an execution")
+    def _add_nested_execution(self, parent: str, child: str, sequence: int | None, checked: bool = False) -> None:
+        if not checked:  # callers that made both executions themselves know what they are
+            self._expect_table(parent, "Execution", "an execution")
+            self._expect_table(child, "Execution", "an execution")
         if parent == child:
             raise DerivaMLValidationError(f"Execution {parent} cannot be nested in itself.")
         row: dict[str, Any] = {"Execution": parent, "Nested_Execution": child}
