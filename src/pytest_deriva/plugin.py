@@ -362,6 +362,8 @@ class DerivaSession:
                     combos = parse_sweep(overrides, config_package=self.config_package)
                 except DerivaMLException as e:
                     raise pytest.UsageError(f"--deriva-sweep: {e}") from e
+                except Exception as e:  # whatever Hydra raises, the cause is the user's input
+                    raise pytest.UsageError(f"--deriva-sweep {overrides!r} cannot be read: {e}") from e
                 self._sweep = [{k.rsplit(".", 1)[-1]: v for k, v in c.items()} for c in combos]
         return self._sweep
 

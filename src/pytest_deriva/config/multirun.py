@@ -138,7 +138,10 @@ def expand_multirun(overrides: Iterable[str]) -> tuple[list[str], MultirunSpec |
 
 def _error_column(text: str) -> int | None:
     """Where Hydra's own grammar first fails on ``text`` (0-based), by replaying its parser."""
-    from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
+    try:
+        from antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-untyped]
+    except ImportError:  # omegaconf 2.4 vendors the ANTLR runtime
+        from omegaconf.vendor.antlr4.error.ErrorListener import ErrorListener  # type: ignore[import-not-found,no-redef,unused-ignore]
     from hydra.grammar.gen.OverrideLexer import (  # type: ignore[attr-defined]
         CommonTokenStream,
         InputStream,
