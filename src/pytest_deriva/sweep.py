@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import DRY_RUN_RID
+from pytest_deriva.config._overrides import override_value
 from pytest_deriva.enums import Status
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.execution import Execution, format_duration
@@ -87,27 +87,9 @@ def _yaml_value(value: Any) -> Any:
     return repr(value)
 
 
-def _override_value(value: Any) -> str:
-    """A value in Hydra's override grammar."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
-    text = value if isinstance(value, str) else repr(value)
-    if re.fullmatch(r"[A-Za-z_][\w./-]*", text) and text not in ("null", "true", "false"):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def overrides_of(params: Mapping[str, Any]) -> list[str]:
     """Hydra-style overrides (``key=value``) for a run's parameters."""
-    return [f"{k}={_override_value(v)}" for k, v in params.items()]
+    return [f"{k}={override_value(v)}" for k, v in params.items()]
 
 
 def hydra_files(run_dir: str, params: Mapping[str, Any]) -> dict[str, bytes]:
