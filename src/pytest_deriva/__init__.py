@@ -13,8 +13,9 @@ The public API follows DerivaML's execution module::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_deriva._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_deriva._rid import DRY_RUN_RID, RID
@@ -154,19 +155,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -238,3 +226,5 @@ __all__ = [
     "run_notebook",
     "with_description",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

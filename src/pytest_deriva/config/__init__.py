@@ -16,8 +16,9 @@ this package must not cost that (the pytest plugin imports it only when asked).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_deriva._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pytest_deriva.config.base import (
@@ -56,34 +57,34 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
-    "AssetSpecConfig": "base",
-    "BaseConfig": "base",
-    "DerivaBaseConfig": "base",
-    "DerivaMLConfig": "deriva_ml_config",
-    "DerivaSweepCallback": "runner",
-    "DescribedList": "base",
-    "MultirunSpec": "multirun",
-    "ResolvedExperiment": "loading",
-    "base_defaults": "base",
-    "config_groups": "loading",
-    "create_model_config": "runner",
-    "expand_multirun": "multirun",
-    "experiment_parameters": "loading",
-    "get_all_multirun_configs": "multirun",
-    "get_multirun_config": "multirun",
-    "get_notebook_configuration": "notebook",
-    "list_multirun_configs": "multirun",
-    "load_configs": "loading",
-    "multirun_config": "multirun",
-    "notebook_config": "notebook",
-    "parse_overrides": "multirun",
-    "parse_sweep": "multirun",
-    "reset_multirun_state": "runner",
-    "resolve_experiment": "loading",
-    "run_model": "runner",
-    "run_model_task": "runner",
-    "run_notebook": "notebook",
-    "with_description": "base",
+    "AssetSpecConfig": ".base",
+    "BaseConfig": ".base",
+    "DerivaBaseConfig": ".base",
+    "DerivaMLConfig": ".deriva_ml_config",
+    "DerivaSweepCallback": ".runner",
+    "DescribedList": ".base",
+    "MultirunSpec": ".multirun",
+    "ResolvedExperiment": ".loading",
+    "base_defaults": ".base",
+    "config_groups": ".loading",
+    "create_model_config": ".runner",
+    "expand_multirun": ".multirun",
+    "experiment_parameters": ".loading",
+    "get_all_multirun_configs": ".multirun",
+    "get_multirun_config": ".multirun",
+    "get_notebook_configuration": ".notebook",
+    "list_multirun_configs": ".multirun",
+    "load_configs": ".loading",
+    "multirun_config": ".multirun",
+    "notebook_config": ".notebook",
+    "parse_overrides": ".multirun",
+    "parse_sweep": ".multirun",
+    "reset_multirun_state": ".runner",
+    "resolve_experiment": ".loading",
+    "run_model": ".runner",
+    "run_model_task": ".runner",
+    "run_notebook": ".notebook",
+    "with_description": ".base",
 }
 
 __all__ = [
@@ -117,15 +118,4 @@ __all__ = [
     "with_description",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
