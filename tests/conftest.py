@@ -118,3 +118,21 @@ def rows(
 def select() -> Callable[..., list[dict[str, Any]]]:
     """``select(ml, table, where=None, schema="deriva-ml")``: rows read back from the catalog."""
     return rows
+
+
+def subject_image_schema(ml: Any) -> None:
+    """Diagnosis vocabulary, Subject (typed columns, FK to it), Image asset table (FK to Subject),
+    both dataset element types: the domain the dataset and bag tests share."""
+    from pytest_deriva.catalog.schema import column
+
+    ml.create_vocabulary("Diagnosis")
+    for term in ("Healthy", "Sick"):
+        ml.add_term("Diagnosis", term, f"{term} subject")
+    ml.create_table(
+        "Subject",
+        [column("Name", "text", nullok=False), column("Age", "int4"), column("Diagnosis", "text")],
+        fkeys=[(["Diagnosis"], ml.default_schema, "Diagnosis", ["Name"])],
+    )
+    ml.create_asset("Image", referenced_tables=["Subject"])
+    for t in ("Subject", "Image"):
+        ml.add_dataset_element_type(t)

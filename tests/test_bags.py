@@ -11,25 +11,15 @@ import pytest
 from bdbag import bdbag_api
 from bdbag.bdbagit import BagValidationError
 
+from conftest import subject_image_schema
 from pytest_deriva import DatasetSpec, DerivaML, DerivaMLDataError, DerivaMLException, DerivaMLInvalidTerm
-from pytest_deriva.catalog.schema import column
 from pytest_deriva.dataset import DatasetBag
 
 
 def build(ml: DerivaML) -> dict[str, list[str]]:
     """A dataset over Subject and Image rows with a nested dataset, versioned 0.1.0 -> 0.2.0 -> 1.0.0
     with value changes and member removals and additions in between (and after)."""
-    ml.create_vocabulary("Diagnosis")
-    for term in ("Healthy", "Sick"):
-        ml.add_term("Diagnosis", term, f"{term} subject")
-    ml.create_table(
-        "Subject",
-        [column("Name", "text", nullok=False), column("Age", "int4"), column("Diagnosis", "text")],
-        fkeys=[(["Diagnosis"], ml.default_schema, "Diagnosis", ["Name"])],
-    )
-    ml.create_asset("Image", referenced_tables=["Subject"])
-    for t in ("Subject", "Image"):
-        ml.add_dataset_element_type(t)
+    subject_image_schema(ml)
     subjects = [
         r["RID"]
         for r in ml.insert_records(

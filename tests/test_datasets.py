@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from conftest import subject_image_schema
 from pytest_deriva import (
     DatasetSpec,
     DerivaML,
@@ -25,17 +26,7 @@ from pytest_deriva.dataset import Dataset, DatasetVersion, FileSpec, VersionPart
 def make_domain(ml: DerivaML) -> dict[str, list[str]]:
     """Diagnosis vocabulary, Subject (typed columns, FK to the vocabulary), Image asset table (FK to
     Subject), both element types; three subjects and three images."""
-    ml.create_vocabulary("Diagnosis")
-    for term in ("Healthy", "Sick"):
-        ml.add_term("Diagnosis", term, f"{term} subject")
-    ml.create_table(
-        "Subject",
-        [column("Name", "text", nullok=False), column("Age", "int4"), column("Diagnosis", "text")],
-        fkeys=[(["Diagnosis"], ml.default_schema, "Diagnosis", ["Name"])],
-    )
-    ml.create_asset("Image", referenced_tables=["Subject"])
-    ml.add_dataset_element_type("Subject")
-    ml.add_dataset_element_type("Image")
+    subject_image_schema(ml)
     subjects = ml.insert_records(
         "Subject",
         [
