@@ -29,7 +29,7 @@ from typing import Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import decode_rid, encode_rid, is_rid, split_snapshot
-from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table
+from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table, check_columns
 from pytest_deriva.catalog.objectstore import FileObjectStore
 from pytest_deriva.catalog.port import Where
 from pytest_deriva.exceptions import (
@@ -96,6 +96,7 @@ _OWN_FILES = frozenset(
         f"{CATALOG_FILE}-journal",
         "objects",
         "incoming",
+        "servers",  # files of server catalogs' executions (see DerivaML's working folder)
     }
 )
 
@@ -154,11 +155,14 @@ class EmbeddedCatalog:
     """
 
     hostname = "localhost"
+    creates_on_demand = True
+    request_count = 0  # no network
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path).expanduser().absolute()
         self.uri = str(self.path)
         self.catalog_id = str(self.path)
+        self.local_path: Path | None = self.path
         db = self.path / CATALOG_FILE
         if self.path.exists() and not self.path.is_dir():
             raise DerivaMLConfigurationError(
@@ -406,6 +410,29 @@ class EmbeddedCatalog:
             doc["schemas"][schema]["tables"][tname] = tdoc
             self._save_model(doc)
 
+    def create_tables(self, schema: str, table_docs: Sequence[Mapping[str, Any]], exists_ok: bool = False) -> None:
+        """Create several tables in one transaction (foreign keys are checked at commit, so cycles are fine)."""
+        with self.transaction():
+            if schema not in self.refresh_model().schemas:
+                self.create_schema(schema)
+            for doc in table_docs:
+                self.create_table(schema, doc, exists_ok=exists_ok)
+
+    def set_annotations(self, schema: str, table: str | None, annotations: Mapping[str, Any]) -> None:
+        with self.transaction():
+            doc = self.refresh_model().doc
+            if schema not in doc["schemas"]:
+                raise DerivaMLSchemaError(f"Schema {schema!r} does not exist.")
+            target = doc["schemas"][schema] if table is None else doc["schemas"][schema]["tables"].get(table)
+            if target is None:
+                raise DerivaMLTableNotFound(f"{schema}:{table}")
+            target.setdefault("annotations", {}).update(json.loads(json.dumps(dict(annotations))))
+            self._save_model(doc)
+
+    def web_url(self, table: str, rid: str) -> str | None:
+        """No web page shows an embedded catalog (yet)."""
+        return None
+
     def _table(self, schema: str, table: str) -> Table:
         for attempt in (0, 1):
             model = self.model if attempt == 0 else self.refresh_model()
@@ -464,13 +491,9 @@ class EmbeddedCatalog:
             plan = self._plans[key] = (t, sql, specs)
         return plan[1], plan[2]
 
-    def _check_columns(self, t: Table, names: Iterable[str]) -> None:
-        unknown = [n for n in names if n not in t.columns]
-        if unknown:
-            raise DerivaMLValidationError(
-                f"Table {t.qualified_name} has no column {', '.join(map(repr, unknown))}; "
-                f"its columns are {', '.join(t.columns)}."
-            )
+    @staticmethod
+    def _check_columns(t: Table, names: Iterable[str]) -> None:
+        check_columns(t, names)
 
     def _where(self, t: Table, where: Where | None) -> tuple[str, list[Any]]:
         if not where:
@@ -551,7 +574,9 @@ class EmbeddedCatalog:
                 out.append(full)
         return out
 
-    def update(self, schema: str, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def update(
+        self, schema: str, table: str, rows: Iterable[Mapping[str, Any]], *, returning: bool = True
+    ) -> list[dict[str, Any]]:
         t = self._table(schema, table)
         rows = list(rows)
         for row in rows:

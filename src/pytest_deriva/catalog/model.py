@@ -8,12 +8,12 @@ without importing the ``deriva`` client, which costs a quarter of a second at st
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pytest_deriva.exceptions import DerivaMLSchemaError, DerivaMLTableNotFound
+from pytest_deriva.exceptions import DerivaMLSchemaError, DerivaMLTableNotFound, DerivaMLValidationError
 
 __all__ = [
     "ASSET_COLUMNS",
@@ -25,6 +25,8 @@ __all__ = [
     "Model",
     "Schema",
     "Table",
+    "check_columns",
+    "check_required",
 ]
 
 SYSTEM_COLUMNS = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
@@ -298,3 +300,24 @@ class Model:
 
     def asset_tables(self) -> list[Table]:
         return [t for t in self.tables() if self.is_asset(t)]
+
+
+def check_columns(t: Table, names: Iterable[str]) -> None:
+    """Refuse column names ``t`` does not have, naming the ones it has."""
+    unknown = [n for n in names if n not in t.columns]
+    if unknown:
+        raise DerivaMLValidationError(
+            f"Table {t.qualified_name} has no column {', '.join(map(repr, unknown))}; "
+            f"its columns are {', '.join(t.columns)}."
+        )
+
+
+def check_required(t: Table, row: Mapping[str, Any]) -> None:
+    """Refuse a row that leaves a not-null column without a value or a default (before any write)."""
+    for c in t.columns.values():
+        if c.name in SYSTEM_COLUMNS or c.nullok:
+            continue
+        if row.get(c.name) is None and (c.name in row or c.default is None):
+            raise DerivaMLValidationError(
+                f"Column {t.qualified_name}.{c.name} needs a value (it is not nullable and has no default)."
+            )

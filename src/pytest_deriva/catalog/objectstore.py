@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 from pytest_deriva.catalog.port import StoredObject
 from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLNotFoundError, DerivaMLValidationError
 
-__all__ = ["FileObjectStore", "md5_of"]
+__all__ = ["FileObjectStore", "md5_of", "object_url", "parse_object_url"]
 
 _CHUNK = 1 << 20
 _counter = itertools.count()
@@ -54,6 +54,21 @@ def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
     return tmp, h.hexdigest(), n
 
 
+def object_url(namespace: str, md5: str, filename: str) -> str:
+    """The URL an object gets: ``/hatrac/<namespace>/<md5>.<filename>``, quoted like Hatrac."""
+    if not filename or "/" in filename or "\x00" in filename:
+        raise DerivaMLValidationError(f"File name {filename!r} cannot be stored; use a plain file name.")
+    return f"/hatrac/{quote(namespace, safe='')}/{md5}.{quote(filename, safe='')}"
+
+
+def parse_object_url(url: str) -> tuple[str, str, str]:
+    """Split an object URL into ``(namespace, md5, filename)``."""
+    m = _URL_RE.fullmatch(url)
+    if not m:
+        raise DerivaMLNotFoundError(f"{url!r} is not an object URL of this store (/hatrac/<table>/<md5>.<name>).")
+    return unquote(m["ns"]), m["md5"], unquote(m["name"])
+
+
 class FileObjectStore:
     """Objects in a folder, addressed by MD5."""
 
@@ -71,20 +86,6 @@ class FileObjectStore:
     def _object_path(self, md5: str) -> Path:
         return self._objects / md5[:2] / md5
 
-    @staticmethod
-    def url_for(namespace: str, md5: str, filename: str) -> str:
-        """The URL an object gets: ``/hatrac/<namespace>/<md5>.<filename>``, quoted like Hatrac."""
-        if not filename or "/" in filename or "\x00" in filename:
-            raise DerivaMLValidationError(f"File name {filename!r} cannot be stored; use a plain file name.")
-        return f"/hatrac/{quote(namespace, safe='')}/{md5}.{quote(filename, safe='')}"
-
-    @staticmethod
-    def parse_url(url: str) -> tuple[str, str, str]:
-        """Split a URL into ``(namespace, md5, filename)``."""
-        m = _URL_RE.fullmatch(url)
-        if not m:
-            raise DerivaMLNotFoundError(f"{url!r} is not an object URL of this store (/hatrac/<table>/<md5>.<name>).")
-        return unquote(m["ns"]), m["md5"], unquote(m["name"])
 
     def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
         source = Path(source)
@@ -101,12 +102,12 @@ class FileObjectStore:
         else:
             self._ensure_dir(final.parent)
             os.replace(tmp, final)
-        return StoredObject(self.url_for(namespace, digest, filename), digest, length)
+        return StoredObject(object_url(namespace, digest, filename), digest, length)
 
     def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
         """Store bytes held in memory (no source file needed)."""
         digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        url = self.url_for(namespace, digest, filename)
+        url = object_url(namespace, digest, filename)
         final = self._object_path(digest)
         if not final.exists():
             self._ensure_dir(final.parent)
@@ -121,7 +122,7 @@ class FileObjectStore:
             self._dirs.add(folder)
 
     def get(self, url: str, dest: Path) -> Path:
-        _, md5, _ = self.parse_url(url)
+        _, md5, _ = parse_object_url(url)
         src = self._object_path(md5)
         if not src.is_file():
             raise DerivaMLNotFoundError(f"Object {url} is missing from the store at {self._objects}.")
@@ -136,9 +137,14 @@ class FileObjectStore:
         os.replace(tmp, dest)
         return dest
 
+    def fetch_url(self, url: str) -> str:
+        """``deriva-embedded://localhost/hatrac/...``: bagit wants a scheme and a host; bags made here
+        resolve that scheme through this store (see :mod:`pytest_deriva.dataset._bdbag`)."""
+        return f"deriva-embedded://localhost{url}"
+
     def exists(self, url: str) -> bool:
         try:
-            _, md5, _ = self.parse_url(url)
+            _, md5, _ = parse_object_url(url)
         except DerivaMLNotFoundError:
             return False
         return self._object_path(md5).is_file()

@@ -48,10 +48,30 @@ class ObjectStore(Protocol):
 
     def exists(self, url: str) -> bool: ...
 
+    def fetch_url(self, url: str) -> str:
+        """The absolute URL a bag's ``fetch.txt`` lists for an object URL this store gave."""
+        ...
+
 
 @runtime_checkable
 class CatalogPort(Protocol):
-    """Entity and model operations on one catalog."""
+    """Entity and model operations on one catalog.
+
+    Writes and transactions: on the embedded store, :meth:`transaction` makes a group of writes
+    atomic. On a server it cannot (ERMrest has no multi-request transactions), so the contract
+    every caller keeps is the weaker one both adapters honour: writes are made in order (a row
+    before the rows that refer to it) and are idempotent where a repeat is possible (unique keys
+    with ``on_conflict_skip``), so a crash or a concurrent run never leaves a duplicate workflow,
+    asset row or link, only work still to do. Adapters split long value lists (URL length on a
+    server, parameter limits in SQLite) and repeat requests after passing faults themselves.
+    """
+
+    #: Whether a missing ``deriva-ml`` schema is made on first use (a new folder) rather than
+    #: refused with advice to run ``pytest-deriva catalog init`` (a server).
+    creates_on_demand: bool
+
+    #: The folder the catalog lives in when it is on this machine, else None.
+    local_path: Path | None
 
     @property
     def uri(self) -> str:
@@ -81,6 +101,15 @@ class CatalogPort(Protocol):
     @property
     def model(self) -> Model: ...
 
+    @property
+    def request_count(self) -> int:
+        """Network requests made so far (0 for a catalog on this machine)."""
+        ...
+
+    def web_url(self, table: str, rid: str) -> str | None:
+        """A web page showing row ``rid`` of ``table`` (``schema:table``), where there is one."""
+        ...
+
     def refresh_model(self) -> Model:
         """Re-read the model (another process may have added tables)."""
         ...
@@ -88,6 +117,14 @@ class CatalogPort(Protocol):
     def create_schema(self, name: str, comment: str | None = None) -> None: ...
 
     def create_table(self, schema: str, table_doc: Mapping[str, Any], exists_ok: bool = False) -> None: ...
+
+    def create_tables(self, schema: str, table_docs: Sequence[Mapping[str, Any]], exists_ok: bool = False) -> None:
+        """Create several tables (in a new or existing schema) whose foreign keys may form cycles."""
+        ...
+
+    def set_annotations(self, schema: str, table: str | None, annotations: Mapping[str, Any]) -> None:
+        """Set annotations (key by key) on a schema, or on a table when ``table`` is given."""
+        ...
 
     def insert(
         self,
@@ -103,8 +140,13 @@ class CatalogPort(Protocol):
         """
         ...
 
-    def update(self, schema: str, table: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Update rows identified by their ``RID``; only the columns given change."""
+    def update(
+        self, schema: str, table: str, rows: Iterable[Mapping[str, Any]], *, returning: bool = True
+    ) -> list[dict[str, Any]]:
+        """Update rows identified by their ``RID``; only the columns given change.
+
+        Returns the rows as stored, or nothing with ``returning=False`` (a server then saves a request).
+        """
         ...
 
     def select(
@@ -130,7 +172,7 @@ class CatalogPort(Protocol):
         ...
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Group writes so that they all happen or none does."""
+        """Group writes: atomic where the adapter can make them so (see the class docstring)."""
         ...
 
     def close(self) -> None: ...

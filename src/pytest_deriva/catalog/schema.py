@@ -19,6 +19,8 @@ __all__ = [
     "asset_table",
     "association_table",
     "column",
+    "extra_schemas",
+    "schema_annotations",
     "ml_schema_tables",
     "plain_table",
     "public_schema_tables",
@@ -284,3 +286,13 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
         tables += asset_association_tables(s, asset.value, s)
     tables.append(association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID")))
     return tables
+
+
+def schema_annotations(s: str = ML_SCHEMA) -> dict[str, Any]:
+    """Annotations of the ``deriva-ml`` schema itself."""
+    return {}
+
+
+def extra_schemas() -> dict[str, list[dict[str, Any]]]:
+    """Schemas besides ``deriva-ml`` that a DerivaML catalog has, with their tables."""
+    return {}

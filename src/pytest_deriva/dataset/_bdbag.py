@@ -8,7 +8,8 @@ Asset files are listed in ``fetch.txt``. An object of the embedded store has a U
 materializing hands that scheme, and ``file://`` URLs of registered files, to
 :class:`ObjectStoreFetchTransport` through bdbag's own fetch configuration
 (``fetch_config.<scheme>.handler``), so bdbag resolves the fetch list without any network.
-Other URLs (``https://`` on a server) go to bdbag's own transports. bdbag's configuration and
+A server's ``https://`` object URLs go to the same handler, which fetches them through the
+catalog's Hatrac store with its credential. bdbag's configuration and
 keychain are files in the cache folder, never in the user's home.
 """
 
@@ -31,7 +32,6 @@ from bdbag import bdbag_api, bdbagit
 from bdbag.bdbag_config import DEFAULT_CONFIG
 from bdbag.fetch.transports.base_transport import BaseFetchTransport
 
-from pytest_deriva.catalog.objectstore import FileObjectStore
 from pytest_deriva.catalog.port import ObjectStore
 from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLException
 
@@ -46,7 +46,7 @@ __all__ = [
 
 EMBEDDED_SCHEME = "deriva-embedded"
 _HANDLER = f"{__name__}.ObjectStoreFetchTransport"
-_CONFIG_VERSION = "1"  # bump when the configuration written below changes
+_CONFIG_VERSION = "2"  # bump when the configuration written below changes
 # bagit changes the working directory while it makes or validates a bag (os.chdir, process-wide):
 # one bag operation at a time in a process.
 _CWD_LOCK = threading.RLock()
@@ -74,7 +74,8 @@ class ObjectStoreFetchTransport(BaseFetchTransport):  # type: ignore[misc]
             else:
                 if store is None:
                     raise DerivaMLDataError("no object store to fetch from")
-                store.get(parts.path, dest)  # verifies the MD5 in the URL
+                # The catalog's own object store, with its credential; it verifies the MD5 in the URL.
+                store.get(parts.path if parts.scheme == EMBEDDED_SCHEME else url, dest)
         except (OSError, DerivaMLException) as e:
             errors.append(f"{dest} from {url}: {e}")
             return None
@@ -84,12 +85,11 @@ class ObjectStoreFetchTransport(BaseFetchTransport):  # type: ignore[misc]
         """Nothing to release."""
 
 
-def fetch_url(url: str, objects: ObjectStore, hostname: str) -> str:
+def fetch_url(url: str, objects: ObjectStore) -> str:
     """The URL a bag's ``fetch.txt`` lists for an asset URL as the catalog records it."""
     parts = urlsplit(url)
     if not parts.scheme and url.startswith("/"):
-        scheme = EMBEDDED_SCHEME if isinstance(objects, FileObjectStore) else "https"
-        return f"{scheme}://{hostname or 'localhost'}{url}"
+        return objects.fetch_url(url)
     if parts.scheme == "file" and not parts.netloc:
         return urlunsplit(("file", "localhost", parts.path, "", ""))  # bagit wants a host
     return url
@@ -111,7 +111,9 @@ def _config_files(cache_dir: Path | None) -> tuple[str, str]:
         folder.mkdir(parents=True, exist_ok=True)
         config = copy.deepcopy(DEFAULT_CONFIG)
         config["bag_config"]["bag_algorithms"] = ["md5"]
-        for scheme in (EMBEDDED_SCHEME, "file"):
+        # https too: a server's objects are fetched through its Hatrac store, which holds the
+        # credential (bdbag's keychain would need it written to a file).
+        for scheme in (EMBEDDED_SCHEME, "file", "https", "http"):
             config["fetch_config"][scheme] = {"handler": _HANDLER}
         for path, doc in ((config_file, config), (keychain_file, [])):
             tmp = path.with_name(f".{path.name}.{os.getpid()}")

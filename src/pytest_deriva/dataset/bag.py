@@ -166,7 +166,7 @@ def _write_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], bag_
                 name = _asset_name(r)
                 remote.append(
                     {
-                        "url": _bdbag.fetch_url(r["URL"], objects, ml.catalog.hostname),
+                        "url": _bdbag.fetch_url(r["URL"], objects),
                         "length": r["Length"],
                         "filename": f"asset/{t.name}/{r['RID']}/{name}",
                         "md5": r["MD5"],

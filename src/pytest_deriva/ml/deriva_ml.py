@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pytest_deriva._rid import DRY_RUN_RID, validate_rid
 from pytest_deriva.catalog import CatalogPort, connect
 from pytest_deriva.catalog import schema as ddl
+from pytest_deriva.catalog.setup import require_ml_schema
 from pytest_deriva.catalog.model import Model, Table
 from pytest_deriva.dataset._handle import DatasetMixin
 from pytest_deriva.enums import MLVocab, Status
@@ -69,6 +70,18 @@ def _check_writable_dir(path: Path, what: str) -> Path:
     return path
 
 
+def _server_work_folder(host: str, catalog_id: str) -> Path:
+    """Where files of a server catalog's executions and downloads live by default:
+    ``.deriva/servers/<host>/<id>`` at the project root, beside (and ignored like) the embedded store."""
+    root = find_project_root() / ".deriva"
+    folder = root / "servers" / host / str(catalog_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Created by pytest-deriva automatically.\n*\n")
+    return folder
+
+
 class DerivaMLBase:
     """A handle on one catalog, in the shape of DerivaML's: the core (see :class:`DerivaML`).
 
@@ -113,13 +126,13 @@ class DerivaMLBase:
             _check_writable_dir(Path(working_dir).expanduser().absolute(), "working directory")
         if cache_dir is not None:
             _check_writable_dir(Path(cache_dir).expanduser().absolute(), "cache directory")
-        self.catalog: CatalogPort = connect(catalog)
+        self.catalog: CatalogPort = connect(catalog, credential=credential)
         self.ml_schema = ml_schema
         self.project_name = project_name
         self.clean_execution_dir = clean_execution_dir
         self.credential = credential
         self.is_snapshot = False
-        base = Path(getattr(self.catalog, "path", Path.cwd() / ".deriva-ml"))
+        base = self.catalog.local_path or _server_work_folder(self.catalog.hostname, self.catalog.catalog_id)
         self.working_dir = _check_writable_dir(
             Path(working_dir or base / "work").expanduser().absolute(), "working directory"
         )
@@ -137,22 +150,7 @@ class DerivaMLBase:
 
     # -- catalog set-up ----------------------------------------------------------------------
     def _ensure_ml_schema(self) -> None:
-        if self.ml_schema in self.catalog.model.schemas:
-            return
-        with self.catalog.transaction():
-            if self.ml_schema in self.catalog.refresh_model().schemas:
-                return  # another process made it while we waited
-            self.catalog.create_schema("public")
-            for t in ddl.public_schema_tables():
-                self.catalog.create_table("public", t, exists_ok=True)
-            self.catalog.create_schema(self.ml_schema, comment="DerivaML: workflows, executions, datasets, assets.")
-            for t in ddl.ml_schema_tables(self.ml_schema):
-                self.catalog.create_table(self.ml_schema, t)
-            for vocab, terms in ddl.SEED_TERMS.items():
-                if terms:
-                    self.catalog.insert(
-                        self.ml_schema, vocab, [{"Name": n, "Description": d} for n, d in terms], on_conflict_skip=True
-                    )
+        require_ml_schema(self.catalog, self.ml_schema)
 
     @property
     def _full(self) -> DerivaML:

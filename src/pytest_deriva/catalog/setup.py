@@ -1,0 +1,88 @@
+"""Setting a catalog up for DerivaML: ``pytest-deriva catalog init``.
+
+:func:`init_catalog` creates what is missing - the ``deriva-ml`` schema, its tables, the seeded
+vocabulary terms, the display annotations Chaise reads - and nothing else: it never drops or
+changes what is there, so it is safe to run again, on a catalog DerivaML's own
+``create_ml_catalog`` made, or on one a run of ours is writing to. It returns what it did, one
+line per action, for the command to print. The same function sets up a new embedded catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_deriva.catalog import schema as ddl
+from pytest_deriva.catalog.port import CatalogPort
+from pytest_deriva.exceptions import DerivaMLConfigurationError
+
+__all__ = ["init_catalog", "require_ml_schema"]
+
+
+def require_ml_schema(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> None:
+    """Make sure the catalog has the ML schema: create it where that is done on first use (a new
+    embedded catalog), otherwise refuse with the command that sets it up."""
+    if ml_schema in catalog.model.schemas:
+        return
+    if catalog.creates_on_demand:
+        init_catalog(catalog, ml_schema)
+        return
+    if ml_schema in catalog.refresh_model().schemas:
+        return
+    raise DerivaMLConfigurationError(
+        f"Catalog {catalog.uri} has no {ml_schema!r} schema. Set it up with: pytest-deriva catalog init {catalog.uri}"
+    )
+
+
+def init_catalog(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> list[str]:
+    """Create the ML schema, tables, terms and annotations the catalog lacks; what was done."""
+    done: list[str] = []
+    with catalog.transaction():
+        model = catalog.refresh_model()
+        if "public" not in model.schemas:  # a server has it already; a new folder does not
+            catalog.create_tables("public", ddl.public_schema_tables())
+            done.append("created schema public (ERMrest_Client)")
+        elif "ERMrest_Client" not in model.schemas["public"].tables:
+            catalog.create_tables("public", ddl.public_schema_tables())
+            done.append("created table public:ERMrest_Client")
+        wanted = ddl.ml_schema_tables(ml_schema)
+        if ml_schema not in model.schemas:
+            catalog.create_tables(ml_schema, wanted)
+            catalog.set_annotations(ml_schema, None, ddl.schema_annotations(ml_schema))
+            done.append(f"created schema {ml_schema} with {len(wanted)} tables")
+        else:
+            have = model.schemas[ml_schema].tables
+            missing = [t for t in wanted if t["table_name"] not in have]
+            if missing:
+                catalog.create_tables(ml_schema, missing)
+                done += [f"created table {ml_schema}:{t['table_name']}" for t in missing]
+            done += _missing_annotations(catalog, ml_schema, wanted, have)
+        for name, doc in ddl.extra_schemas().items():
+            if name not in catalog.refresh_model().schemas:
+                catalog.create_tables(name, doc)
+                done.append(f"created schema {name}")
+        for vocab, terms in ddl.SEED_TERMS.items():
+            if not terms:
+                continue
+            added = catalog.insert(
+                ml_schema, vocab, [{"Name": n, "Description": d} for n, d in terms], on_conflict_skip=True
+            )
+            if added:
+                done.append(f"added {len(added)} {vocab} terms: {', '.join(r['Name'] for r in added)}")
+    return done
+
+
+def _missing_annotations(
+    catalog: CatalogPort, ml_schema: str, wanted: list[dict[str, Any]], have: dict[str, Any]
+) -> list[str]:
+    """Annotations our tables carry that the catalog's copies lack (none is replaced)."""
+    done: list[str] = []
+    for doc in wanted:
+        table = have.get(doc["table_name"])
+        if table is None:
+            continue
+        present = table.doc.get("annotations") or {}
+        add = {k: v for k, v in (doc.get("annotations") or {}).items() if k not in present}
+        if add:
+            catalog.set_annotations(ml_schema, doc["table_name"], add)
+            done.append(f"annotated {ml_schema}:{doc['table_name']} ({len(add)} annotations)")
+    return done
