@@ -6,6 +6,7 @@ Nothing here mocks the catalog: every test talks to a real SQLite catalog and ob
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,3 +137,79 @@ def subject_image_schema(ml: Any) -> None:
     ml.create_asset("Image", referenced_tables=["Subject"])
     for t in ("Subject", "Image"):
         ml.add_dataset_element_type(t)
+
+
+# -- the DERIVA server leg ------------------------------------------------------------------------
+# Server tests run against the real ERMrest + Hatrac of ../shared/deriva-server when its env file
+# has been sourced (DERIVA_TEST_URL set); otherwise they skip with one line saying so. Each test
+# session works in a fresh catalog of its own, deleted when the session ends.
+
+SERVER_SKIP = "no DERIVA server: source the deriva-server kit's env file (sets DERIVA_TEST_URL) to run the server leg"
+
+
+class ServerKit:
+    """The local test server: its host URL and the admin's and a plain user's credential files."""
+
+    def __init__(self) -> None:
+        self.url = os.environ["DERIVA_TEST_URL"].rstrip("/")
+        self.host = self.url.split("://", 1)[1]
+        self.credential = os.environ["DERIVA_TEST_CREDENTIAL_FILE"]
+        self.plain_credential = os.environ.get("DERIVA_TEST_PLAIN_CREDENTIAL_FILE", "")
+        self.plain_user = os.environ.get("DERIVA_TEST_PLAIN_USER", "tester")
+
+    def new_catalog(self, init: bool = True) -> str:
+        """A new catalog (set up for DerivaML unless ``init`` is False); its URL."""
+        from pytest_deriva.catalog.server import ServerCatalog, create_catalog
+        from pytest_deriva.catalog.setup import init_catalog
+
+        url = create_catalog(self.url, credential=self.credential)
+        if init:
+            cat = ServerCatalog(url, credential=self.credential)
+            init_catalog(cat)
+            cat.close()
+        return url
+
+    def delete_catalog(self, url: str) -> None:
+        from pytest_deriva.catalog.server import ServerCatalog
+
+        ServerCatalog(url, credential=self.credential).delete_catalog()
+
+
+@pytest.fixture(scope="session")
+def deriva_server() -> ServerKit:
+    """The local DERIVA server, or a skip when none is configured."""
+    if not os.environ.get("DERIVA_TEST_URL") or not os.environ.get("DERIVA_TEST_CREDENTIAL_FILE"):
+        pytest.skip(SERVER_SKIP)
+    return ServerKit()
+
+
+@pytest.fixture(scope="session")
+def server_catalog_url(deriva_server: ServerKit) -> Iterator[str]:
+    """A catalog of this test session's own on the server, set up for DerivaML, deleted afterwards."""
+    url = deriva_server.new_catalog()
+    yield url
+    deriva_server.delete_catalog(url)
+
+
+@pytest.fixture
+def server_login(deriva_server: ServerKit, monkeypatch: pytest.MonkeyPatch) -> ServerKit:
+    """The admin's credential where every client of this test finds it (DERIVA_CREDENTIAL_FILE)."""
+    monkeypatch.setenv("DERIVA_CREDENTIAL_FILE", deriva_server.credential)
+    return deriva_server
+
+
+@pytest.fixture(params=["embedded", "server"])
+def catalog_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's catalog is: an embedded folder, and the session's server catalog."""
+    if request.param == "embedded":
+        return str(tmp_path / "catalog")
+    request.getfixturevalue("server_login")
+    return str(request.getfixturevalue("server_catalog_url"))
+
+
+@pytest.fixture
+def any_ml(catalog_location: str, project: Path) -> Iterator[DerivaML]:
+    """A DerivaML handle on the embedded store and on the server (parametrized), files in the project."""
+    handle = DerivaML(catalog_location, working_dir=project / ".work")
+    yield handle
+    handle.catalog.close()

@@ -66,7 +66,7 @@ def _from_file(path: Path, host: str, origin: str) -> dict[str, Any]:
         raise DerivaMLConfigurationError(f"Cannot read the credential file {path} ({origin}): {e.strerror}.") from None
     except ValueError:
         raise DerivaMLConfigurationError(
-            f"The credential file {path} ({origin}) is not JSON; it should be {{\"{host}\": {{\"cookie\": ...}}}} "
+            f'The credential file {path} ({origin}) is not JSON; it should be {{"{host}": {{"cookie": ...}}}} '
             "as deriva-auth writes it."
         ) from None
     if not isinstance(doc, dict):
@@ -101,6 +101,6 @@ def load_credential(host: str, credential: Any = None) -> dict[str, Any] | None:
 
     try:
         found = get_credential(host, update_bdbag_keychain=False)
-    except Exception:  # noqa: BLE001 - a broken ~/.deriva must not hide the server's own answer
+    except Exception:
         found = None
     return dict(found) if found else None

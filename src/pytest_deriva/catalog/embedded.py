@@ -600,7 +600,7 @@ class EmbeddedCatalog:
                 if stored is None:
                     raise DerivaMLNotFoundError(f"No row with RID {row['RID']} in {t.qualified_name} to update.")
                 out.append(self._decode_row(t, stored, names))
-        return out
+        return out if returning else []
 
     def select(
         self,

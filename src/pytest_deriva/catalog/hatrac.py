@@ -101,9 +101,7 @@ class HatracObjectStore:
                     force=True,
                 )
             else:
-                self._store.put_obj(
-                    url, data, md5=_b64(md5), parents=True, content_disposition=disposition, force=True
-                )
+                self._store.put_obj(url, data, md5=_b64(md5), parents=True, content_disposition=disposition, force=True)
         except requests.exceptions.RequestException as e:
             code = getattr(getattr(e, "response", None), "status_code", None)
             if code in (400, 409, 412) and "md5" in str(e).lower():

@@ -86,7 +86,6 @@ class FileObjectStore:
     def _object_path(self, md5: str) -> Path:
         return self._objects / md5[:2] / md5
 
-
     def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
         source = Path(source)
         if not source.is_file():

@@ -20,10 +20,10 @@ __all__ = [
     "association_table",
     "column",
     "extra_schemas",
-    "schema_annotations",
     "ml_schema_tables",
     "plain_table",
     "public_schema_tables",
+    "schema_annotations",
     "vocabulary_table",
 ]
 

@@ -153,7 +153,7 @@ def _detail(response: Any) -> str:
         return ""
     try:
         text = response.text
-    except Exception:  # noqa: BLE001 - the body is a courtesy
+    except Exception:
         return str(response.status_code)
     return " ".join(text.split())[:300]
 
@@ -393,6 +393,10 @@ class ServerCatalog:
         out: list[dict[str, Any]] = []
         path = f"/entity/{_q(schema)}:{_q(table)}"
         for cols, batch in _runs(rows):
+            if not cols:
+                # ERMrest wants one column that does not default: send one with its default value.
+                c = next(c for c in t.columns.values() if c.name not in SYSTEM_COLUMNS)
+                cols, batch = (c.name,), [{c.name: c.default} for _ in batch]
             defaults = [c for c in t.columns if c not in cols]
             query = [f"defaults={','.join(_q(c) for c in defaults)}"] if defaults else []
             if on_conflict_skip:
@@ -521,10 +525,7 @@ class ServerCatalog:
         paths = self._filters(t, where)
         rows: list[dict[str, Any]] = []
         for filters in paths:
-            if columns:
-                path = f"/attribute/{_q(schema)}:{_q(table)}"
-            else:
-                path = f"/entity/{_q(schema)}:{_q(table)}"
+            path = f"/{'attribute' if columns else 'entity'}/{_q(schema)}:{_q(table)}"
             if filters:
                 path += "/" + "/".join(filters)
             if columns:
@@ -582,7 +583,8 @@ class ServerCatalog:
         return sname, tname
 
     def snapshot(self) -> str:
-        return str(self._call("reading the catalog's snapshot", lambda: self._ermrest.get("/").json(), retry=True)["snaptime"])
+        info = self._call("reading the catalog's snapshot", lambda: self._ermrest.get("/").json(), retry=True)
+        return str(info["snaptime"])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

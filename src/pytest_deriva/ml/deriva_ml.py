@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 from pytest_deriva._rid import DRY_RUN_RID, validate_rid
 from pytest_deriva.catalog import CatalogPort, connect
 from pytest_deriva.catalog import schema as ddl
-from pytest_deriva.catalog.setup import require_ml_schema
 from pytest_deriva.catalog.model import Model, Table
+from pytest_deriva.catalog.setup import require_ml_schema
 from pytest_deriva.dataset._handle import DatasetMixin
 from pytest_deriva.enums import MLVocab, Status
 from pytest_deriva.exceptions import (
