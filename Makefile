@@ -1,5 +1,5 @@
 # Quick start:  make demo   (runs the example sweep with pytest --deriva-run and shows the record)
-#               make test   (runs the whole test suite)
+#               make test   (runs the whole test suite, with the DERIVA server leg where it can start one)
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= python3
@@ -20,8 +20,10 @@ demo: $(STAMP)
 	$(BIN)/python examples/show_runs.py
 	$(BIN)/python examples/dataset_demo.py
 
+# The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can
+# start it (root, with ../shared/deriva-server beside the checkout), and skips otherwise.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	.ci/with-server $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -57,6 +57,7 @@ class _Experiment:
     reports: dict[str, pytest.TestReport] = field(default_factory=dict)
     execution: Execution | None = None
     configured: dict[str, Any] = field(default_factory=dict)
+    requests_at_start: int = 0
 
 
 _SESSION_KEY = pytest.StashKey["DerivaSession"]()
@@ -101,6 +102,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="OVERRIDE",
         help="Sweep every experiment over these values, in Hydra's override grammar "
         "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'). Put paths before it.",
+    )
+    group.addoption(
+        "--deriva-credential",
+        default=None,
+        metavar="FILE",
+        help="Credential file (deriva format) for a DERIVA server (env DERIVA_CREDENTIAL_FILE; default: the "
+        "deriva package's ~/.deriva/credential.json).",
+    )
+    group.addoption(
+        "--deriva-verbose",
+        action="store_true",
+        default=False,
+        help="Show the catalog's network requests per execution and in all in the summary.",
     )
     group.addoption(
         "--deriva-ml-class",
@@ -179,8 +193,11 @@ def _make_ml_instance(config: pytest.Config) -> DerivaML:
             raise pytest.UsageError(f"--deriva-ml-class {spec!r}: cannot import it ({e}); give module:Class.") from e
         if not (isinstance(cls, type) and issubclass(cls, DerivaML)):
             raise pytest.UsageError(f"--deriva-ml-class {spec!r} is not a subclass of DerivaML.")
+    credential = config.getoption("deriva_credential", None)
+    if credential is not None and not str(credential).strip():
+        raise pytest.UsageError("--deriva-credential is empty; name a credential file or leave the option out.")
     try:
-        return cls(catalog)
+        return cls(catalog, credential=credential) if credential else cls(catalog)
     except DerivaMLException as e:
         raise pytest.UsageError(f"pytest-deriva cannot use catalog {catalog!r}: {e}") from e
 
@@ -494,6 +511,7 @@ class DerivaSession:
     def start(self, item: pytest.Item, experiment: _Experiment) -> Execution:
         exe = self.planner.execution_for(item.nodeid)
         experiment.execution = exe
+        experiment.requests_at_start = self.ml.catalog.request_count
         item.config.hook.pytest_deriva_execution_created(item=item, execution=exe)
         exe.execution_start()
         return exe
@@ -606,6 +624,7 @@ class DerivaSession:
                     "duration": _duration_of(exe),
                     "metrics": metrics or {},
                     "outputs": outputs,
+                    "requests": self.ml.catalog.request_count - experiment.requests_at_start if exe else 0,
                 },
             )
         )
@@ -640,8 +659,19 @@ class DerivaSession:
         from pytest_deriva.report import summary_lines
 
         terminalreporter.write_sep("=", "deriva: recorded executions")
-        for line in summary_lines(self.rows, self.sweep_results, self.catalog, self.dry_run):
+        catalog = self.ml.catalog
+        lines = summary_lines(
+            self.rows,
+            self.sweep_results,
+            self.catalog,
+            self.dry_run,
+            link=None if self.dry_run else lambda rid: catalog.web_url("deriva-ml:Execution", rid),
+            verbose=bool(self.config.getoption("deriva_verbose")),
+        )
+        for line in lines:
             terminalreporter.write_line(line)
+        if self.config.getoption("deriva_verbose") and catalog.request_count:
+            terminalreporter.write_line(f"requests to {catalog.hostname} from this process: {catalog.request_count}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if not self.is_worker and self._planner is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,9 +21,18 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def summary_lines(
-    rows: Iterable[dict[str, Any]], sweeps: Iterable[SweepResult], catalog: str, dry_run: bool
+    rows: Iterable[dict[str, Any]],
+    sweeps: Iterable[SweepResult],
+    catalog: str,
+    dry_run: bool,
+    link: Callable[[str], str | None] | None = None,
+    verbose: bool = False,
 ) -> list[str]:
-    """Lines for the terminal: per sweep its parent and children (by Sequence), then singles."""
+    """Lines for the terminal: per sweep its parent and children (by Sequence), then singles.
+
+    ``link`` gives an execution's web page (Chaise on a server), listed under each sweep and
+    single; ``verbose`` adds each execution's count of network requests.
+    """
     rows = list(rows)
     parents = {s.parent_rid: s for s in sweeps}
     out = [f"catalog: {catalog}" + (" (dry run: nothing recorded)" if dry_run else "")]
@@ -39,7 +48,8 @@ def summary_lines(
         result = parents.get(parent)
         status = f"{result.status.value}: {result.detail}" if result else ""
         out.append(f"sweep {parent}  {children[0].get('description', '')}  {status}".rstrip())
-        table = [("seq", "execution", "parameters", "status", "duration", "metrics", "outputs")]
+        header = ("seq", "execution", "parameters", "status", "duration", "metrics", "outputs")
+        table: list[tuple[str, ...]] = [(*header, "requests") if verbose else header]
         for r in children:
             params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items())
             table.append(
@@ -51,12 +61,24 @@ def summary_lines(
                     str(r.get("duration") or "-"),
                     _fmt_metrics(r.get("metrics") or {}),
                     str(r.get("outputs", 0)),
+                    *((str(r.get("requests", 0)),) if verbose else ()),
                 )
             )
         out += _table(table)
+        out += _links(link, [parent, *(r["rid"] for r in children if r.get("rid"))])
     for r in singles:
         out.append(
             f"{r.get('rid') or '-'}  {r.get('status', '')}  {r.get('duration') or '-'}  "
             f"{r.get('nodeid', '')}  {_fmt_metrics(r.get('metrics') or {})}  outputs: {r.get('outputs', 0)}"
+            + (f"  requests: {r.get('requests', 0)}" if verbose else "")
         )
+        out += _links(link, [r["rid"]] if r.get("rid") else [])
     return out
+
+
+def _links(link: Callable[[str], str | None] | None, rids: Sequence[str]) -> list[str]:
+    """``    <rid>  <url>`` for each execution that has a web page."""
+    if link is None:
+        return []
+    pages = [(rid, link(rid)) for rid in rids]
+    return [f"    {rid}  {url}" for rid, url in pages if url]

@@ -331,7 +331,8 @@ class ServerCatalog:
         new = {(schema, d["table_name"]) for d in docs}
         later: list[tuple[str, dict[str, Any]]] = []
         for d in docs:
-            now, after = [], []
+            now: list[dict[str, Any]] = []
+            after: list[dict[str, Any]] = []
             for fk in d.get("foreign_keys", []):
                 ref = fk["referenced_columns"][0]
                 target = (ref.get("schema_name", schema), ref["table_name"])
