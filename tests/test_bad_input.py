@@ -225,14 +225,16 @@ def test_catalog_folder_with_unrelated_files(tmp_path):
     assert (folder / "notes.txt").read_text() == "mine"
 
 
-def test_server_catalogs_are_refused_clearly(tmp_path, monkeypatch):
+def test_bad_server_locations_are_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DerivaMLConfigurationError, match=re.escape("example.org")):
-        DerivaML(hostname="example.org", catalog_id=1)
-    with pytest.raises(DerivaMLConfigurationError, match=re.escape("example.org")):
-        DerivaML("https://example.org/ermrest/catalog/1")
+    with pytest.raises(DerivaMLConfigurationError, match=re.escape("Cannot reach the DERIVA server 127.0.0.1:9")):
+        DerivaML(hostname="127.0.0.1:9", catalog_id=1)
+    with pytest.raises(DerivaMLConfigurationError, match="https://<host>/ermrest/catalog/<id>"):
+        DerivaML("https://127.0.0.1:9/ermrest/catalogue/1")
     with pytest.raises(DerivaMLConfigurationError, match=re.escape("s3://bucket")):
         DerivaML("s3://bucket/catalog")
+    with pytest.raises(DerivaMLConfigurationError, match="empty"):
+        DerivaML("")
     assert list(tmp_path.iterdir()) == []  # nothing made in the current directory
 
 

@@ -485,15 +485,14 @@ def test_catalog_path_that_is_not_a_catalog_is_a_usage_error(pytester):
     assert not (root / ".deriva").exists()
 
 
-def test_server_url_is_a_clear_error(pytester):
+def test_unreachable_server_is_a_clear_usage_error(pytester):
     root = make_project(pytester, {"experiment_single.py": SINGLE})
-    url = "https://example.org/ermrest/catalog/1"
+    url = "https://127.0.0.1:9/ermrest/catalog/1"  # nothing listens on port 9
     result = pytester.runpytest("--deriva-run", f"--deriva-catalog={url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert url in text
-    assert "DERIVA server" in text
-    assert "embedded store only" in text
+    assert "Cannot reach the DERIVA server 127.0.0.1:9" in text
     assert "Traceback" not in text
     assert not (root / ".deriva").exists()
 

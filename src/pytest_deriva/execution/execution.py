@@ -552,49 +552,62 @@ class ExecutionBase:
         ml = self._ml_object
         cat = ml.catalog
         rids: dict[str, str] = {}
+        groups: dict[tuple[str, str], list[tuple[str, AssetEntry, StoredObject, str]]] = {}
+        for key, (entry, obj, filename) in stored.items():
+            groups.setdefault((entry.schema, entry.asset_table), []).append((key, entry, obj, filename))
+        # A few requests per asset table, not per file: one look-up of existing rows by MD5, one
+        # insert of the new rows, one of the Output links and one of the types (skip on conflict).
         with cat.transaction():
-            for key, (entry, obj, filename) in stored.items():
-                t = ml._table(f"{entry.schema}:{entry.asset_table}")
-                row_key = (entry.schema, t.name, obj.md5, filename)
-                known = ml._asset_rows.get(row_key)
-                existing = (
-                    [{"RID": known}]
-                    if known
-                    else cat.select(
-                        entry.schema, t.name, {"MD5": obj.md5, "Filename": filename}, columns=["RID"], limit=1
-                    )
-                )
-                if existing:
-                    rid = existing[0]["RID"]
-                else:
-                    row = {
+            for (schema, table), items in groups.items():
+                rids.update(self._record_asset_table(ml._table(f"{schema}:{table}"), items))
+            if final_status is not None:
+                self.update_status(*final_status)
+        return rids
+
+    def _record_asset_table(self, t: Table, items: list[tuple[str, AssetEntry, StoredObject, str]]) -> dict[str, str]:
+        ml = self._ml_object
+        cat = ml.catalog
+        schema = t.schema.name
+        by_file: dict[tuple[str, str], str] = {}  # (MD5, file name) -> asset RID
+        for _, _, obj, filename in items:
+            known = ml._asset_rows.get((schema, t.name, obj.md5, filename))
+            if known:
+                by_file[(obj.md5, filename)] = known
+        wanted = sorted({obj.md5 for _, _, obj, filename in items if (obj.md5, filename) not in by_file})
+        if wanted:
+            for r in cat.select(schema, t.name, {"MD5": wanted}, columns=["RID", "MD5", "Filename"], order_by=["RCT"]):
+                by_file.setdefault((r["MD5"], r["Filename"]), r["RID"])
+        new: dict[tuple[str, str], dict[str, Any]] = {}
+        for _, entry, obj, filename in items:
+            if (obj.md5, filename) not in by_file:
+                new.setdefault(
+                    (obj.md5, filename),
+                    {
                         "URL": obj.url,
                         "Filename": filename,
                         "Length": obj.length,
                         "MD5": obj.md5,
                         "Description": entry.description,
                         **entry.metadata,
-                    }
-                    rid = cat.insert(entry.schema, t.name, [row])[0]["RID"]
-                if filename.startswith("environment_snapshot_"):
-                    ml._asset_rows[row_key] = rid  # shared by every execution of this process
-                assoc, col, ecol = self._model.find_association(t, "Execution")
-                cat.insert(
-                    assoc.schema.name,
-                    assoc.name,
-                    [{col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}],
-                    on_conflict_skip=True,
+                    },
                 )
-                atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
-                cat.insert(
-                    atype.schema.name,
-                    atype.name,
-                    [{tcol: rid, "Asset_Type": at} for at in entry.asset_types],
-                    on_conflict_skip=True,
-                )
-                rids[key] = rid
-            if final_status is not None:
-                self.update_status(*final_status)
+        for r in cat.insert(schema, t.name, list(new.values())):
+            by_file[(r["MD5"], r["Filename"])] = r["RID"]
+        assoc, col, ecol = self._model.find_association(t, "Execution")
+        atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
+        links: dict[str, dict[str, Any]] = {}
+        types: dict[tuple[str, str], dict[str, Any]] = {}
+        rids: dict[str, str] = {}
+        for key, entry, obj, filename in items:
+            rid = by_file[(obj.md5, filename)]
+            if filename.startswith("environment_snapshot_"):
+                ml._asset_rows[(schema, t.name, obj.md5, filename)] = rid  # shared by every execution of this process
+            links[rid] = {col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}
+            for at in entry.asset_types:
+                types[(rid, at)] = {tcol: rid, "Asset_Type": at}
+            rids[key] = rid
+        cat.insert(assoc.schema.name, assoc.name, list(links.values()), on_conflict_skip=True)
+        cat.insert(atype.schema.name, atype.name, list(types.values()), on_conflict_skip=True)
         return rids
 
     def _upload_execution_dirs(

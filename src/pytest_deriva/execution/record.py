@@ -82,6 +82,7 @@ class ExecutionRecord:
             self._ml.ml_schema,
             "Execution",
             [{"RID": self.execution_rid, "Status": self._status.value, "Status_Detail": msg, **extra}],
+            returning=False,
         )
         if "Duration" in extra:
             self.duration = extra["Duration"]
