@@ -52,6 +52,9 @@ class HatracObjectStore:
         self._location = location
         self._store = HatracStore(location.scheme, location.host, credentials=credential, session_config=session_config)
         counter.attach(self._store._session)
+        from pytest_deriva.catalog.server import tune_session
+
+        tune_session(self._store._session)
         self._errors = errors
         self._known: set[str] = set()  # URLs known to hold their object: no HEAD again
         self._lock = threading.Lock()
@@ -100,6 +103,14 @@ class HatracObjectStore:
                     callback=progress,
                     force=True,
                 )
+            elif length == 0:
+                # requests sends an empty file object chunked, without the Content-Length Apache wants.
+                r = self._store._session.put(
+                    self._store.get_server_uri() + url + "?parents=true",
+                    data=b"",
+                    headers={"Content-MD5": _b64(md5), "Content-Disposition": disposition},
+                )
+                r.raise_for_status()
             else:
                 self._store.put_obj(url, data, md5=_b64(md5), parents=True, content_disposition=disposition, force=True)
         except requests.exceptions.RequestException as e:

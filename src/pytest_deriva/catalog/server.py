@@ -76,6 +76,28 @@ def server_session_config() -> dict[str, Any]:
     return config
 
 
+def tune_session(session: Any) -> None:
+    """Bound the retries of a ``deriva`` client session.
+
+    deriva's sessions leave urllib3's ``total`` at 10 and count an untrusted certificate as an
+    "other" error, so a wrong CA bundle retried with backoff for minutes; here it fails at once.
+    """
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=3,
+        connect=1,
+        read=2,
+        other=0,
+        backoff_factor=0.3,
+        status_forcelist=sorted(_RETRY_CODES - {408, 429}),
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
+        raise_on_status=True,
+    )
+    for prefix in ("http://", "https://"):
+        session.get_adapter(prefix).max_retries = retry
+
+
 class RequestCounter:
     """Counts HTTP requests at the transport (a ``requests`` response hook), by method."""
 
@@ -217,6 +239,7 @@ class ServerCatalog:
             loc.scheme, loc.host, loc.catalog_id, credentials=cred, caching=False, session_config=self._session_config
         )
         self.requests.attach(self._ermrest._session)
+        tune_session(self._ermrest._session)
         self._credential = cred
         self._snapshots: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -252,7 +275,9 @@ class ServerCatalog:
                     and isinstance(e, requests.exceptions.ConnectionError)
                     and not isinstance(e, requests.exceptions.SSLError)
                 )
-                if retry and passing and attempt < _RETRIES:
+                # A 503 "Transaction aborted" (a concurrent writer won) wrote nothing: always safe to repeat.
+                aborted = code == 503 and "aborted" in _detail(getattr(e, "response", None)).lower()
+                if ((retry and passing) or aborted) and attempt < _RETRIES:
                     attempt += 1
                     time.sleep(0.25 * 2**attempt)
                     continue
@@ -396,7 +421,12 @@ class ServerCatalog:
         for cols, batch in _runs(rows):
             if not cols:
                 # ERMrest wants one column that does not default: send one with its default value.
-                c = next(c for c in t.columns.values() if c.name not in SYSTEM_COLUMNS)
+                c = next((c for c in t.columns.values() if c.name not in SYSTEM_COLUMNS), None)
+                if c is None:
+                    raise DerivaMLValidationError(
+                        f"{t.qualified_name} has only system columns; ERMrest cannot insert a row without a value. "
+                        "Give the table a column."
+                    )
                 cols, batch = (c.name,), [{c.name: c.default} for _ in batch]
             defaults = [c for c in t.columns if c not in cols]
             query = [f"defaults={','.join(_q(c) for c in defaults)}"] if defaults else []
@@ -503,6 +533,7 @@ class ServerCatalog:
                     session_config=self._session_config,
                 )
                 self.requests.attach(found._session)
+                tune_session(found._session)
                 self._snapshots[snapshot] = found
             return found
 
@@ -530,7 +561,9 @@ class ServerCatalog:
             if filters:
                 path += "/" + "/".join(filters)
             if columns:
-                path += "/" + ",".join(_q(c) for c in names)
+                # ERMrest sorts only by columns it returns.
+                shown = [*names, *(c for c in order_by or () if c not in names)]
+                path += "/" + ",".join(_q(c) for c in shown)
             if order_by and len(paths) == 1:
                 path += f"@sort({','.join(_q(c) for c in order_by)})"
             if limit is not None and len(paths) == 1:
@@ -632,6 +665,7 @@ def create_catalog(host_url: str, *, credential: Any = None) -> str:
     loc = ServerLocation(scheme, host, "new")
     try:
         server = DerivaServer(scheme, host, credentials=cred, session_config=server_session_config())
+        tune_session(server._session)
         catalog = server.create_ermrest_catalog()
     except requests.exceptions.RequestException as e:
         raise ServerError(loc, anonymous=not cred).translate(e, "creating a catalog") from None

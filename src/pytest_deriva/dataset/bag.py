@@ -24,6 +24,7 @@ second download of it is a cache hit that writes nothing.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import json
 import os
@@ -193,7 +194,7 @@ def download_dataset_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, 
     root = ml.cache_dir / "bags"
     # The catalog's identity is part of the key: RIDs and snapshots repeat across embedded catalogs
     # that share a cache folder.
-    catalog = (ml.catalog.catalog_uuid or "")[:12]
+    catalog = hashlib.sha1((ml.catalog.catalog_uuid or "").encode(), usedforsecurity=False).hexdigest()[:12]
     entry = root / f"{catalog}_{dataset_rid}_{version_row['Version']}@{version_row['Snapshot']}"
     bag_dir = entry / f"Dataset_{dataset_rid}"
     hit = (entry / _COMPLETE).exists()
