@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_plugin.py
 	$(BIN)/python benchmarks/bench_datasets.py
 	$(BIN)/python benchmarks/bench_hydra.py
+	.ci/with-server $(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) .deriva build dist src/*.egg-info

@@ -156,6 +156,22 @@ def test_features_on_both(fresh_ml: DerivaML, project: Path) -> None:
 
 
 # -- catalog set-up ------------------------------------------------------------------------------
+def test_the_model_is_the_same_on_both_and_shows_well_in_chaise(any_ml: DerivaML) -> None:
+    model = any_ml.catalog.refresh_model()
+    ml = model.schemas["deriva-ml"]
+    assert len(ml.tables) == 24
+    execution = ml.tables["Execution"].doc["annotations"]
+    sections = [f["markdown_name"] for f in execution["tag:isrd.isi.edu,2016:visible-foreign-keys"]["detailed"]]
+    assert sections[:2] == ["Parent Executions", "Child Executions"]
+    fkeys = {fk.name[1]: fk.doc for fk in ml.tables["Execution_Execution"].foreign_keys}
+    assert fkeys["Execution_Execution_Nested_Execution_fkey"]["on_delete"] == "CASCADE"
+    assert not ml.tables["Execution_Asset_Execution"].columns["Asset_Role"].nullok
+    assert model.schemas["deriva-ml"].doc["annotations"]["tag:misd.isi.edu,2015:display"] == {
+        "name_style": {"underline_space": True}
+    }
+
+
+
 def test_catalog_create_and_init_are_idempotent(server_login: ServerKit, capsys: pytest.CaptureFixture[str]) -> None:
     assert pytest_deriva_main(["catalog", "create", server_login.url]) == 0
     out = capsys.readouterr().out

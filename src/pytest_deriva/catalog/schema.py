@@ -92,9 +92,16 @@ def column(
 
 
 def _fkey(
-    cols: Sequence[str], schema: str, table: str, refcols: Sequence[str], on_delete: str = "NO ACTION"
+    cols: Sequence[str],
+    schema: str,
+    table: str,
+    refcols: Sequence[str],
+    on_delete: str = "NO ACTION",
+    on_update: str = "NO ACTION",
 ) -> dict[str, Any]:
-    return dict(_em().ForeignKey.define(list(cols), schema, table, list(refcols), on_delete=on_delete))
+    return dict(
+        _em().ForeignKey.define(list(cols), schema, table, list(refcols), on_delete=on_delete, on_update=on_update)
+    )
 
 
 def vocabulary_table(name: str, schema: str = ML_SCHEMA, comment: str | None = None) -> dict[str, Any]:
@@ -109,15 +116,18 @@ def plain_table(
     keys: Iterable[Sequence[str]] = (),
     fkeys: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] = (),
     comment: str | None = None,
+    cascade: bool = False,
 ) -> dict[str, Any]:
-    """A table with the given columns, unique keys and foreign keys ``(cols, schema, table, refcols)``."""
+    """A table with the given columns, unique keys and foreign keys ``(cols, schema, table, refcols)``;
+    with ``cascade`` the foreign keys delete and update along with their targets (associations)."""
     em = _em()
+    rule = {"on_delete": "CASCADE", "on_update": "CASCADE"} if cascade else {}
     return dict(
         em.Table.define(
             name,
             column_defs=list(columns),
             key_defs=[em.Key.define(list(k)) for k in keys],
-            fkey_defs=[_fkey(*fk) for fk in fkeys],
+            fkey_defs=[_fkey(*fk, **rule) for fk in fkeys],
             comment=comment,
         )
     )
@@ -132,6 +142,7 @@ def association_table(
 ) -> dict[str, Any]:
     """An association ``name`` with columns ``left``/``right`` = (column, schema, table, refcolumn)."""
     cols = [column(left[0], "text", nullok=False), column(right[0], "text", nullok=False), *extra]
+    # Associations cascade, as upstream's define_association makes them: deleting a row takes its links.
     return plain_table(
         name,
         cols,
@@ -141,6 +152,7 @@ def association_table(
             ([right[0]], right[1], right[2], [right[3]]),
             *extra_fkeys,
         ],
+        cascade=True,
     )
 
 
@@ -177,7 +189,7 @@ def asset_association_tables(schema: str, name: str, ml_schema: str = ML_SCHEMA)
             f"{name}_Execution",
             (name, schema, name, "RID"),
             ("Execution", ml_schema, "Execution", "RID"),
-            extra=[column("Asset_Role", "text", nullok=True)],
+            extra=[column("Asset_Role", "text", nullok=False)],  # required, as upstream
             extra_fkeys=[(["Asset_Role"], ml_schema, "Asset_Role", ["Name"])],
         ),
     ]
@@ -245,6 +257,7 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
                 (["Nested_Execution"], s, "Execution", ["RID"]),
             ],
             comment="Nesting of executions: a parent (Execution) and its child (Nested_Execution).",
+            cascade=True,
         ),
         plain_table(
             "Dataset",
@@ -285,12 +298,141 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
         tables.append(asset_table(s, asset.value))
         tables += asset_association_tables(s, asset.value, s)
     tables.append(association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID")))
+    for t in tables:
+        t.setdefault("annotations", {}).update(_ml_annotations(s).get(t["table_name"], {}))
     return tables
 
 
+_VC = "tag:isrd.isi.edu,2016:visible-columns"
+_VFK = "tag:isrd.isi.edu,2016:visible-foreign-keys"
+_TD = "tag:isrd.isi.edu,2016:table-display"
+_NEWEST_FIRST = {"*": {"row_order": [{"column": "RCT", "descending": True}]}}
+
+
+def _path(s: str, *steps: tuple[str, str], end: str = "RID") -> list[Any]:
+    return [{direction: [s, fkey]} for direction, fkey in steps] + [end]
+
+
+def _ml_annotations(s: str) -> dict[str, dict[str, Any]]:
+    """Chaise display annotations of the ``deriva-ml`` tables, as DerivaML 1.30 sets them (with its
+    enum-name defect in asset tables' foreign key names left out): readable sections such as
+    Parent and Child Executions on a record page, newest rows first."""
+
+    def via(assoc: str, here: str, there: str, name: str) -> dict[str, Any]:
+        return {
+            "source": _path(s, ("inbound", f"{assoc}_{here}_fkey"), ("outbound", f"{assoc}_{there}_fkey")),
+            "markdown_name": name,
+        }
+
+    return {
+        "Workflow": {
+            _TD: _NEWEST_FIRST,
+            _VC: {
+                "*": ["RID", "Name", [s, "Workflow_RCB_fkey"], "RCT", "Description", "Version"],
+                "detailed": [
+                    "RID",
+                    "Name",
+                    "Description",
+                    via("Workflow_Workflow_Type", "Workflow", "Workflow_Type", "Workflow Types"),
+                    {"display": {"markdown_pattern": "[{{{URL}}}]({{{URL}}})"}, "markdown_name": "URL"},
+                    "Checksum",
+                    "Version",
+                    [s, "Workflow_RCB_fkey"],
+                    [s, "Workflow_RMB_fkey"],
+                ],
+            },
+        },
+        "Execution": {
+            _TD: _NEWEST_FIRST,
+            _VC: {
+                "*": [
+                    "RID",
+                    [s, "Execution_RCB_fkey"],
+                    [s, "Execution_RMB_fkey"],
+                    "RCT",
+                    "Description",
+                    {"source": _path(s, ("outbound", "Execution_Workflow_fkey"))},
+                    "Duration",
+                    "Status",
+                    "Status_Detail",
+                ]
+            },
+            _VFK: {
+                "detailed": [
+                    via("Execution_Execution", "Nested_Execution", "Execution", "Parent Executions"),
+                    via("Execution_Execution", "Execution", "Nested_Execution", "Child Executions"),
+                    via("Dataset_Execution", "Execution", "Dataset", "Dataset"),
+                    via("Execution_Asset_Execution", "Execution", "Execution_Asset", "Execution Asset"),
+                    via("Execution_Metadata_Execution", "Execution", "Execution_Metadata", "Execution Metadata"),
+                ]
+            },
+        },
+        "Dataset": {
+            _VC: {
+                "*": [
+                    "RID",
+                    "Description",
+                    [s, "Dataset_RCB_fkey"],
+                    [s, "Dataset_RMB_fkey"],
+                    {
+                        "source": _path(s, ("outbound", "Dataset_Version_fkey"), end="Version"),
+                        "markdown_name": "Dataset Version",
+                    },
+                ],
+                "detailed": [
+                    "RID",
+                    "Description",
+                    via("Dataset_Dataset_Type", "Dataset", "Dataset_Type", "Dataset Types"),
+                    {
+                        "source": _path(s, ("outbound", "Dataset_Version_fkey"), end="Version"),
+                        "markdown_name": "Dataset Version",
+                    },
+                    [s, "Dataset_RCB_fkey"],
+                    [s, "Dataset_RMB_fkey"],
+                ],
+            },
+            _VFK: {
+                "detailed": [
+                    {
+                        "source": _path(s, ("inbound", "Dataset_Version_Dataset_fkey")),
+                        "markdown_name": "Previous Versions",
+                    },
+                    via("Dataset_Dataset", "Nested_Dataset", "Dataset", "Parent Datasets"),
+                    via("Dataset_Dataset", "Dataset", "Nested_Dataset", "Child Datasets"),
+                ]
+            },
+        },
+        "Dataset_Version": {
+            _VC: {
+                "*": [
+                    "RID",
+                    "RCT",
+                    "RMT",
+                    [s, "Dataset_Version_RCB_fkey"],
+                    [s, "Dataset_Version_RMB_fkey"],
+                    {"source": _path(s, ("outbound", "Dataset_Version_Dataset_fkey"))},
+                    "Description",
+                    "Version",
+                    "Minid",
+                    {"source": _path(s, ("outbound", "Dataset_Version_Execution_fkey"))},
+                ]
+            },
+            _VFK: {"*": []},
+            _TD: {
+                "row_name": {
+                    "row_markdown_pattern": "{{{$fkey_%s_Dataset_Version_Dataset_fkey.RID}}}:{{{Version}}}" % s  # noqa: UP031
+                }
+            },
+        },
+    }
+
+
 def schema_annotations(s: str = ML_SCHEMA) -> dict[str, Any]:
-    """Annotations of the ``deriva-ml`` schema itself."""
-    return {}
+    """Annotations of the ``deriva-ml`` schema: names with underscores shown as spaces.
+
+    Upstream stores this under a bare ``name_style`` key, which Chaise ignores; here it is under
+    the display tag Chaise reads."""
+    return {"tag:misd.isi.edu,2015:display": {"name_style": {"underline_space": True}}}
 
 
 def extra_schemas() -> dict[str, list[dict[str, Any]]]:
