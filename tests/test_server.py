@@ -171,7 +171,6 @@ def test_the_model_is_the_same_on_both_and_shows_well_in_chaise(any_ml: DerivaML
     }
 
 
-
 def test_catalog_create_and_init_are_idempotent(server_login: ServerKit, capsys: pytest.CaptureFixture[str]) -> None:
     assert pytest_deriva_main(["catalog", "create", server_login.url]) == 0
     out = capsys.readouterr().out
