@@ -365,9 +365,14 @@ class EmbeddedCatalog:
             for c in fk["foreign_key_columns"]:
                 c.setdefault("schema_name", schema)
                 c.setdefault("table_name", tname)
-            fk["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in fk.get("names") or []]
+            fk["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in fk.get("names") or []] or [
+                # The name ERMrest gives an unnamed constraint, so both adapters' models match.
+                [schema, f"{tname}_{'_'.join(c['column_name'] for c in fk['foreign_key_columns'])}_fkey"]
+            ]
         for k in tdoc.get("keys", []):
-            k["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in k.get("names") or []]
+            k["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in k.get("names") or []] or [
+                [schema, f"{tname}_{'_'.join(k['unique_columns'])}_key"]
+            ]
         with self.transaction():
             doc = self.refresh_model().doc
             if schema not in doc["schemas"]:

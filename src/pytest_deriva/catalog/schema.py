@@ -298,8 +298,10 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
         tables.append(asset_table(s, asset.value))
         tables += asset_association_tables(s, asset.value, s)
     tables.append(association_table("Dataset_File", ("Dataset", s, "Dataset", "RID"), ("File", s, "File", "RID")))
+    annotations = _ml_annotations(s)
     for t in tables:
-        t.setdefault("annotations", {}).update(_ml_annotations(s).get(t["table_name"], {}))
+        # A new dict: deriva's Table.define hands every table the same default annotations dict.
+        t["annotations"] = {**(t.get("annotations") or {}), **annotations.get(t["table_name"], {})}
     return tables
 
 
