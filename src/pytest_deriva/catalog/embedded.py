@@ -29,7 +29,7 @@ from typing import Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import decode_rid, encode_rid, is_rid, split_snapshot
-from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table, check_columns
+from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table, check_columns, find_table
 from pytest_deriva.catalog.objectstore import FileObjectStore
 from pytest_deriva.catalog.port import Where
 from pytest_deriva.exceptions import (
@@ -439,12 +439,7 @@ class EmbeddedCatalog:
         return None
 
     def _table(self, schema: str, table: str) -> Table:
-        for attempt in (0, 1):
-            model = self.model if attempt == 0 else self.refresh_model()
-            s = model.schemas.get(schema)
-            if s is not None and table in s.tables:
-                return s.tables[table]
-        raise DerivaMLTableNotFound(f"{schema}:{table}")
+        return find_table(self.model, self.refresh_model, schema, table)
 
     # -- values ------------------------------------------------------------------------------
     @staticmethod

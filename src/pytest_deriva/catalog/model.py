@@ -8,7 +8,7 @@ without importing the ``deriva`` client, which costs a quarter of a second at st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "Table",
     "check_columns",
     "check_required",
+    "find_table",
 ]
 
 SYSTEM_COLUMNS = frozenset({"RID", "RCT", "RMT", "RCB", "RMB"})
@@ -321,3 +322,14 @@ def check_required(t: Table, row: Mapping[str, Any]) -> None:
             raise DerivaMLValidationError(
                 f"Column {t.qualified_name}.{c.name} needs a value (it is not nullable and has no default)."
             )
+
+
+def find_table(model: Model, refresh: Callable[[], Model], schema: str, table: str) -> Table:
+    """``schema:table`` in the kept model, else in the model read again (another process may have
+    added it); the adapters' one way to find a table."""
+    for current in (model, None):
+        m = current if current is not None else refresh()
+        s = m.schemas.get(schema)
+        if s is not None and table in s.tables:
+            return s.tables[table]
+    raise DerivaMLTableNotFound(f"{schema}:{table}")

@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from pytest_deriva._rid import is_rid, split_snapshot
 from pytest_deriva.catalog._credentials import ServerLocation, load_credential, parse_server_url
-from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Model, Table, check_columns, check_required
+from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Model, Table, check_columns, check_required, find_table
 from pytest_deriva.catalog.port import Where
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -45,7 +45,6 @@ from pytest_deriva.exceptions import (
     DerivaMLNotFoundError,
     DerivaMLReadOnlyError,
     DerivaMLSchemaError,
-    DerivaMLTableNotFound,
     DerivaMLValidationError,
 )
 
@@ -393,12 +392,7 @@ class ServerCatalog:
         self._forget_model()
 
     def _table(self, schema: str, table: str) -> Table:
-        for attempt in (0, 1):
-            model = self.model if attempt == 0 else self.refresh_model()
-            s = model.schemas.get(schema)
-            if s is not None and table in s.tables:
-                return s.tables[table]
-        raise DerivaMLTableNotFound(f"{schema}:{table}")
+        return find_table(self.model, self.refresh_model, schema, table)
 
     # -- entities ----------------------------------------------------------------------------
     def insert(
