@@ -4,8 +4,9 @@ Runs ``pytest --deriva-run --deriva-verbose`` on a sweep whose children each wri
 output, into a fresh catalog on the local DERIVA server (``../shared/deriva-server``; source its
 env file first) and into a fresh embedded store, and prints for each:
 
-- requests per child (counted at the transport by a ``requests`` response hook; the summary's
-  ``requests`` column), and
+- requests per child (counted at the transport by a ``requests`` response hook): while the
+  child runs (the summary's ``requests`` column), and with its share of the session's planning
+  (the slope of the session's total between N1 and N2), and
 - seconds per child, as the slope between a sweep of N1 and of N2 children (start-up cancels).
 
     python benchmarks/bench_server.py            # N1 = 5, N2 = 25
@@ -38,7 +39,7 @@ def experiment_bench(i, execution):
 """
 
 
-def run(repo: Path, catalog: str, n: int) -> tuple[float, list[int]]:
+def run(repo: Path, catalog: str, n: int) -> tuple[float, list[int], int]:
     (repo / "experiment_bench.py").write_text(EXPERIMENT.format(n=n))
     subprocess.run(["git", "commit", "-qam", f"n={n}"], cwd=repo, check=False, capture_output=True)
     start = time.perf_counter()
@@ -66,21 +67,25 @@ def run(repo: Path, catalog: str, n: int) -> tuple[float, list[int]]:
     if done.returncode != 0:
         raise SystemExit(f"pytest failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     counts = []
+    total = 0
     for line in done.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 8 and parts[0].isdigit() and parts[-1].isdigit() and "i=" in line:
             counts.append(int(parts[-1]))
-    return elapsed, counts
+        elif line.startswith("requests to ") and parts[-1].isdigit():
+            total = int(parts[-1])  # the whole session: planning, parent and children
+    return elapsed, counts, total
 
 
 def measure(label: str, catalog_for: Callable[[], str], n1: int, n2: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = committed_repo(Path(tmp) / "repo", {"experiment_bench.py": EXPERIMENT.format(n=1)})
-        t1, _ = run(repo, catalog_for(), n1)
-        t2, counts = run(repo, catalog_for(), n2)
+        t1, _, total1 = run(repo, catalog_for(), n1)
+        t2, counts, total2 = run(repo, catalog_for(), n2)
     per_child = (t2 - t1) / (n2 - n1)
     print(
-        f"{label:<16} requests/child median {statistics.median(counts):5.1f} (min {min(counts)}, max {max(counts)})"
+        f"{label:<16} requests/child while it runs: median {statistics.median(counts):4.1f} (max {max(counts)}),"
+        f" with its share of planning {(total2 - total1) / (n2 - n1):4.1f}"
         f"   seconds/child {per_child:6.3f}   wall N={n1}: {t1:.2f} s, N={n2}: {t2:.2f} s"
     )
 

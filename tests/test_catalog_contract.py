@@ -237,6 +237,21 @@ def test_object_stored_again_is_not_sent_again(port: CatalogPort, tmp_path: Path
     assert port.request_count - before <= 1  # at most a HEAD; no upload
 
 
+def test_an_object_another_client_stored_is_found_in_one_request(
+    port: CatalogPort, catalog_location: str, tmp_path: Path
+) -> None:
+    data = uuid.uuid4().bytes
+    first = port.objects.put_bytes(data, "Execution_Asset", "again.bin")
+    other = connect(catalog_location)  # knows nothing of what the first client stored
+    try:
+        before = other.request_count
+        assert other.objects.put_bytes(data, "Execution_Asset", "again.bin") == first
+        assert other.request_count - before <= 1  # one conditional PUT on a server, refused as present
+        assert other.objects.get(first.url, tmp_path / "again.bin").read_bytes() == data
+    finally:
+        other.close()
+
+
 def test_objects_bad_input(port: CatalogPort, tmp_path: Path) -> None:
     src = tmp_path / "f.txt"
     src.write_bytes(b"abc")

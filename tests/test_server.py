@@ -9,6 +9,7 @@ tables get a fresh catalog of their own; the others share the session's catalog.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -296,7 +297,13 @@ def test_a_pytest_sweep_on_the_server(pytester: pytest.Pytester, server_login: S
         result.stdout.fnmatch_lines(
             [f"    {parent}  https://localhost/chaise/record/#*/deriva-ml:Execution/RID={parent}"]
         )
-        assert "requests" in out
+        # Round trips (the server issue's goal): a completed child with one output file makes at
+        # most 10 requests plus its upload while it runs; planning adds a few per child, not a dozen.
+        per_child = [int(line.split()[-1]) for line in out.splitlines() if "Completed" in line and "b=" in line]
+        assert len(per_child) == 5
+        assert max(per_child) <= 11, per_child
+        total = int(re.search(r"requests to localhost from this process: (\d+)", out)[1])  # type: ignore[index]
+        assert total <= 14 * 6 + 20, total
     finally:
         server_login.delete_catalog(url)
 

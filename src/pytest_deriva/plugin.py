@@ -560,15 +560,15 @@ class DerivaSession:
         setup = experiment.reports.get("setup")
         if call is None:
             if setup is not None and setup.failed:
-                exe._finish(Status.failed, f"Error in setup: {_crash_message(setup)}")
+                status, detail = Status.failed, f"Error in setup: {_crash_message(setup)}"
             else:
-                exe._finish(Status.aborted, "Interrupted before the experiment finished.")
+                status, detail = Status.aborted, "Interrupted before the experiment finished."
         elif call.passed:
-            exe.execution_stop()
+            status, detail = Status.completed, "Successfully end the execution."
         elif call.skipped:
-            exe._finish(Status.aborted, f"Skipped: {_skip_reason(call)}")
+            status, detail = Status.aborted, f"Skipped: {_skip_reason(call)}"
         else:
-            exe._finish(Status.failed, _crash_message(call))
+            status, detail = Status.failed, _crash_message(call)
             if not exe.dry_run:
                 exe.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata").write_text(
                     call.longreprtext, encoding="utf-8"
@@ -580,7 +580,8 @@ class DerivaSession:
             )
         outputs = 0
         try:
-            uploaded = exe.upload_execution_outputs(progress_callback=self._progress)
+            # Files, then the outcome with its Duration, in the write that follows them.
+            uploaded = exe.end(status, detail, progress_callback=self._progress)
             outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
         finally:
             self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)

@@ -192,27 +192,41 @@ class RunPlanner:
         for s in specs:
             by_sweep.setdefault(s.sweep_key, []).append(s)
         stamp = datetime.now().strftime("%H-%M-%S")
+        # Runs of one workflow are recorded together (a few requests for all of them, not a
+        # dozen each), then every sweep's Parent/Child links in one insert.
+        batches: dict[int, list[tuple[RunSpec, str | None]]] = {}
         for key, members in by_sweep.items():
             first = members[0]
-            parent: Execution | None = None
+            parent_rid: str | None = None
             if first.parametrized:
                 parent = self._create(first, first.description, None)
                 parent.execution_start()
+                parent_rid = parent.execution_rid
                 self.sweeps[key] = {
-                    "parent_rid": parent.execution_rid,
+                    "parent_rid": parent_rid,
                     "description": first.description,
                     "started": datetime.now(UTC).isoformat(),
                 }
             for s in sorted(members, key=lambda m: m.index):
+                batches.setdefault(id(s.workflow), []).append((s, parent_rid))
+        links: list[dict[str, Any]] = []
+        for batch in batches.values():
+            runs = []
+            for s, _ in batch:
                 run_dir = str(s.index) if s.parametrized else stamp
-                exe = self._create(s, self._child_description(s), hydra_files(run_dir, s.params))
+                config = s.configuration.model_copy(update={"description": self._child_description(s)})
+                runs.append((config, hydra_files(run_dir, s.params)))
+            rids = Execution.record_planned(self.ml, batch[0][0].workflow, runs)
+            for (s, parent_rid), rid in zip(batch, rids, strict=True):
                 # Only the RID is kept: the execution is picked up again when it runs, so a plan
                 # of many children holds no Execution objects (memory flat in the sweep's size).
-                run = PlannedRun(s.nodeid, exe.execution_rid, self._child_description(s), s.params, key)
-                if parent is not None:
-                    self.ml._add_nested_execution(parent.execution_rid, exe.execution_rid, s.index, checked=True)
-                    run.parent_rid, run.sequence = parent.execution_rid, s.index
+                run = PlannedRun(s.nodeid, rid, self._child_description(s), s.params, s.sweep_key)
+                if parent_rid is not None:
+                    run.parent_rid, run.sequence = parent_rid, s.index
+                    links.append({"Execution": parent_rid, "Nested_Execution": rid, "Sequence": s.index})
                 self.runs[s.nodeid] = run
+        if links:
+            self.ml.catalog.insert(self.ml.ml_schema, "Execution_Execution", links, on_conflict_skip=True)
 
     def _save(self) -> None:
         doc = {"sweeps": self.sweeps, "runs": {k: asdict(v) for k, v in self.runs.items()}}
@@ -233,7 +247,7 @@ class RunPlanner:
         config = spec.configuration.model_copy(update={"description": run.description})
         if run.execution_rid == DRY_RUN_RID:
             return self.ml.create_execution(config, workflow=spec.workflow, dry_run=True)
-        return Execution(config, self.ml, workflow=spec.workflow, reload=run.execution_rid)
+        return Execution(config, self.ml, workflow=spec.workflow, reload=run.execution_rid, planned=True)
 
     # -- finishing ---------------------------------------------------------------------------
     def finish(self) -> list[SweepResult]:

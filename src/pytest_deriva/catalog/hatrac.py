@@ -1,8 +1,9 @@
 """The server's object store: Hatrac, through the ``deriva`` client's ``HatracStore``.
 
 Objects live at ``/hatrac/<AssetTable>/<md5>.<filename>`` (the same URLs the embedded store
-gives), so an object already on the server, from this run or any other, is found by a ``HEAD``
-and not sent again. Hatrac checks the ``Content-MD5`` of every ``PUT`` against the bytes it
+gives), so an object already on the server, from this run or any other, is not stored twice: a
+small one goes up with ``If-None-Match: *`` (one request, stored or found), a large one only after
+a ``HEAD`` finds it missing. Hatrac checks the ``Content-MD5`` of every ``PUT`` against the bytes it
 received, and a download is checked against the MD5 in its URL. Files larger than
 :data:`CHUNKED_ABOVE` go up in chunks (Hatrac's upload jobs), with progress logged as they go.
 """
@@ -80,10 +81,15 @@ class HatracObjectStore:
             raise self._errors.translate(requests.HTTPError(response=r), f"looking up {url}")
         return False
 
-    def _upload(self, url: str, data: Any, md5: str, length: int, filename: str) -> None:
+    def _upload(self, url: str, data: Any, md5: str, length: int, filename: str, *, if_absent: bool = False) -> bool:
+        """PUT the object; with ``if_absent`` only where nothing is at ``url`` yet (``If-None-Match: *``).
+
+        Returns False when ``if_absent`` found something there (Hatrac's 412), else True.
+        """
         import requests
 
         disposition = f"filename*=UTF-8''{quote(filename, safe='')}"
+        condition = {"If-None-Match": "*"} if if_absent else {}
         try:
             if length > CHUNKED_ABOVE and isinstance(data, str):
 
@@ -108,13 +114,23 @@ class HatracObjectStore:
                 r = self._store._session.put(
                     self._store.get_server_uri() + url + "?parents=true",
                     data=b"",
-                    headers={"Content-MD5": _b64(md5), "Content-Disposition": disposition},
+                    headers={"Content-MD5": _b64(md5), "Content-Disposition": disposition, **condition},
                 )
                 r.raise_for_status()
             else:
-                self._store.put_obj(url, data, md5=_b64(md5), parents=True, content_disposition=disposition, force=True)
+                self._store.put_obj(
+                    url,
+                    data,
+                    headers=condition,
+                    md5=_b64(md5),
+                    parents=True,
+                    content_disposition=disposition,
+                    force=True,
+                )
         except requests.exceptions.RequestException as e:
             code = getattr(getattr(e, "response", None), "status_code", None)
+            if if_absent and code == 412:
+                return False
             if code in (400, 409, 412) and "md5" in str(e).lower():
                 raise DerivaMLDataError(
                     f"Hatrac refused {filename}: its checksum did not match what arrived (MD5 {md5}). The file "
@@ -123,6 +139,26 @@ class HatracObjectStore:
             raise self._errors.translate(e, f"uploading {filename} to {url}") from None
         with self._lock:
             self._known.add(url)
+        return True
+
+    def _send(self, url: str, data: Any, md5: str, length: int, filename: str) -> None:
+        """Make sure ``url`` holds the object.
+
+        One request: a small object goes up with ``If-None-Match: *`` (Hatrac answers 412 when the
+        name, which carries the MD5, is taken). A large one is looked up first (``HEAD``, checking
+        its ``Content-MD5``), to send its bytes only when needed.
+        """
+        if url in self._known:
+            return
+        if length > CHUNKED_ABOVE:
+            if not self._head_matches(url, md5):
+                self._upload(url, data, md5, length, filename)
+            return
+        if not self._upload(url, data, md5, length, filename, if_absent=True):
+            # Something is there already. Its name carries its MD5, and Hatrac checked the
+            # Content-MD5 when it was stored; every download checks it again.
+            with self._lock:
+                self._known.add(url)
 
     def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
         source = Path(source)
@@ -132,8 +168,7 @@ class HatracObjectStore:
         if md5 is not None and md5 != digest:
             raise DerivaMLDataError(f"{source} changed while it was stored (MD5 {digest}, expected {md5}).")
         url = object_url(namespace, digest, filename)
-        if not self._head_matches(url, digest):
-            self._upload(url, str(source), digest, length, filename)
+        self._send(url, str(source), digest, length, filename)
         return StoredObject(url, digest, length)
 
     def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
@@ -141,8 +176,7 @@ class HatracObjectStore:
 
         digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
         url = object_url(namespace, digest, filename)
-        if not self._head_matches(url, digest):
-            self._upload(url, io.BytesIO(data), digest, len(data), filename)
+        self._send(url, io.BytesIO(data), digest, len(data), filename)
         return StoredObject(url, digest, len(data))
 
     def get(self, url: str, dest: Path) -> Path:

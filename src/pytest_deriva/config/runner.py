@@ -36,6 +36,7 @@ from hydra.experimental.callback import Callback
 from pytest_deriva.config._sweep import SweepRecord
 from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
 from pytest_deriva.config.loading import INJECTED, MODEL_GROUP, model_function, model_keywords
+from pytest_deriva.enums import Status
 from pytest_deriva.exceptions import DerivaMLConfigurationError, DerivaMLException
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.workflow import Workflow
@@ -496,31 +497,34 @@ def run_model(
     elif sweep is not None:
         sweep = None  # a dry run (DERIVA_ML_DRY_RUN) records no sweep
 
+    execution.execution_start()
     try:
-        with execution as exe:
-            if dry_run:
-                if script_config is not None:
-                    script_config(ml_instance=ml, execution=None)
-                else:
-                    _logger.info("Dry run: the model is not called.")
+        if dry_run:
+            if script_config is not None:
+                script_config(ml_instance=ml, execution=None)
             else:
-                run_callable(ml_instance=ml, execution=exe)
-    except BaseException:
-        # The execution is Failed (or Aborted); what the model registered still uploads.
-        if not execution.dry_run:
-            try:
-                execution.upload_execution_outputs(
-                    timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size
-                )
-            except Exception as e:
-                _logger.error("Execution %s: outputs did not upload: %s", execution.execution_rid, e)
+                _logger.info("Dry run: the model is not called.")
+        else:
+            run_callable(ml_instance=ml, execution=execution)
+    except BaseException as e:
+        # The execution ends Failed (or Aborted); what the model registered still uploads.
+        status = Status.aborted if isinstance(e, KeyboardInterrupt) else Status.failed
+        detail = f"Interrupted: {type(e).__name__}" if status is Status.aborted else f"{type(e).__name__}: {e}"
+        _logger.error("Execution %s failed: %s: %s", execution.execution_rid, type(e).__name__, e)
+        try:
+            execution.end(status, detail, timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size)
+        except Exception as again:
+            _logger.error("Execution %s: outputs did not upload: %s", execution.execution_rid, again)
         raise
     finally:
         if sweep is not None and not managed:
             sweep.refresh(ml)
     if not execution.dry_run:
-        uploaded = execution.upload_execution_outputs(
-            timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size
+        uploaded = execution.end(
+            Status.completed,
+            "Successfully end the execution.",
+            timeout=(upload_timeout, upload_timeout),
+            chunk_size=upload_chunk_size,
         )
         if sweep is not None and not managed:
             sweep.refresh(ml)

@@ -13,6 +13,7 @@ manifest; each one either uploads or fails loudly and stays pending, to be uploa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -21,7 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -61,6 +62,9 @@ _METADATA_DESCRIPTIONS = {
 }
 _ENV_SNAPSHOT_DESCRIPTION = "Runtime environment: Python, platform and installed packages."
 _UPLOAD_FAILED = "Upload failed:"
+
+#: A status to write once files are recorded: status, detail and other Execution columns.
+_StatusChange = tuple[Status, str, Mapping[str, Any]]
 # The stored environment snapshot per object store, for this process.
 _ENV_OBJECTS: dict[tuple[str, str], StoredObject] = {}
 
@@ -84,6 +88,8 @@ class ExecutionBase:
         ml_object: The catalog handle.
         workflow: The workflow, if not in ``configuration``.
         reload: The RID of an execution recorded earlier, to pick it up again (its files and manifest).
+        planned: ``reload`` names an execution that :meth:`record_planned` recorded in this session
+            (still ``Pending``), so its row need not be read again.
         dry_run: Write nothing: the RID is ``0000`` and nothing is recorded or uploaded.
     """
 
@@ -96,6 +102,7 @@ class ExecutionBase:
         dry_run: bool = False,
         *,
         hydra_files: Mapping[str, bytes] | None = None,
+        planned: bool = False,
     ) -> None:
         if not isinstance(configuration, ExecutionConfiguration):
             raise DerivaMLValidationError(
@@ -142,19 +149,7 @@ class ExecutionBase:
                 "Use ml.lookup_workflow(rid) or ml.lookup_workflow_by_url(url) to get one."
             )
 
-        # Check every input before anything is written.
-        for wt in wf.workflow_type:
-            ml_object.lookup_term(MLVocab.workflow_type, wt)
-        for d in self.configuration.datasets:
-            ml_object.validate_dataset_spec(d)
-        for a in self.configuration.assets:
-            found = ml_object.resolve_rid(a.rid)
-            if not self._model.is_asset(found.table):
-                raise DerivaMLTableTypeError(
-                    "asset",
-                    a.rid,
-                    f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table.",
-                )
+        _check_inputs(ml_object, self.configuration)  # every input, before anything is written
 
         self.workflow_rid = ml_object.add_workflow(wf) if not self._dry_run else DRY_RUN_RID
         if reload:
@@ -189,7 +184,18 @@ class ExecutionBase:
 
         _paths.execution_root(self._working_dir, self.execution_rid)
         if not self._dry_run:
-            if reload:
+            if reload and planned:
+                # Recorded Pending by record_planned in this session: its row is known, not read.
+                self._execution_record = ExecutionRecord(
+                    self.execution_rid,
+                    workflow=self.workflow_rid,
+                    status=Status.pending,
+                    description=self.configuration.description,
+                    status_detail=_PLANNED,
+                    _ml_instance=ml_object,
+                    _logger=self._logger,
+                )
+            elif reload:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
                 # Running when restored: the process that ran it stopped before it finished.
@@ -245,76 +251,95 @@ class ExecutionBase:
         files and uv.lock), and recorded in one transaction with the status: none of them passes
         through the execution's folder or its manifest.
         """
-        objects = self._ml_object.catalog.objects
-        schema = self._ml_object.ml_schema
+        items = _metadata_items(self._ml_object, self.configuration, self._hydra_files, self.execution_rid)
+        rids = self._record_assets(items, final_status=(Status.pending, _PLANNED, {}))
         table = MLAsset.execution_metadata.value
-        items: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
-
-        def add(name: str, obj: StoredObject, asset_type: str, description: str | None) -> None:
-            entry = AssetEntry(asset_table=table, schema=schema, asset_types=[asset_type], description=description)
-            items[f"{table}/{name}"] = (entry, obj, name)
-
-        for asset_type in {t.value for t in ExecMetadataType}:
-            self._ml_object.lookup_term(MLVocab.asset_type, asset_type)
-        config = json.dumps(self.configuration.model_dump(mode="json")).encode()
-        add(
-            "configuration.json",
-            objects.put_bytes(config, table, "configuration.json"),
-            ExecMetadataType.deriva_config.value,
-            _METADATA_DESCRIPTIONS["configuration.json"],
-        )
-        wf = self.configuration.workflow
-        assert wf is not None
-        if wf.git_root and (lock := Path(wf.git_root) / "uv.lock").is_file():
-            add(
-                "uv.lock",
-                objects.put(lock, table, "uv.lock"),
-                ExecMetadataType.execution_config.value,
-                _METADATA_DESCRIPTIONS["uv.lock"],
-            )
-        if diff := wf.source_diff():
-            name = f"workflow-diff-{Path(wf.source_path or 'workflow').name}.patch"
-            add(
-                name,
-                objects.put_bytes(diff.encode(), table, name),
-                ExecMetadataType.execution_config.value,
-                f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
-                f"(apply them to {wf.url} to reproduce it).",
-            )
-        for name, data in self._hydra_files.items():
-            checked = _paths.checked_file_name(name)
-            original = checked.rsplit("-", 1)[-1]
-            add(
-                checked,
-                objects.put_bytes(data, table, checked),
-                ExecMetadataType.hydra_config.value,
-                _METADATA_DESCRIPTIONS.get(original),
-            )
-        out = self._ml_object.hydra_runtime_output_dir
-        if out and Path(out).is_dir():
-            for f in sorted(Path(out).rglob("*")):
-                if f.is_file():
-                    name = _paths.checked_file_name(f"hydra-{Path(out).name}-{f.name}")
-                    add(
-                        name,
-                        objects.put(f, table, name),
-                        ExecMetadataType.hydra_config.value,
-                        _METADATA_DESCRIPTIONS.get(f.name),
-                    )
-        name, text = environment_snapshot()
-        key = (self._ml_object.catalog.catalog_uuid or str(id(objects)), name)
-        env = _ENV_OBJECTS.get(key)
-        if env is None:  # the snapshot is the same for the whole process: store it once
-            env = _ENV_OBJECTS[key] = objects.put_bytes(text.encode(), table, name)
-        add(name, env, ExecMetadataType.runtime_env.value, _ENV_SNAPSHOT_DESCRIPTION)
-
-        rids = self._record_assets(items, final_status=(Status.pending, "Initialize status finished."))
         self.uploaded_assets = {
-            f"{schema}/{table}": [
+            f"{self._ml_object.ml_schema}/{table}": [
                 AssetFilePath(Path(n), asset_table=table, file_name=n, asset_types=e.asset_types, asset_rid=rids[k])
                 for k, (e, _, n) in items.items()
             ]
         }
+
+    @classmethod
+    def record_planned(
+        cls,
+        ml_object: DerivaML,
+        workflow: Workflow,
+        runs: Sequence[tuple[ExecutionConfiguration, Mapping[str, bytes]]],
+    ) -> list[str]:
+        """Record many executions of one workflow at once, each ``Pending`` with its metadata files
+        (configuration, Hydra files, environment), as ``create_execution`` would one by one; their RIDs.
+
+        A few requests for all of them rather than a dozen each: one insert of the rows, one
+        object per new file, and one insert per table for the files' rows, links and types, then
+        one update of the statuses. Inputs are checked before anything is written; dataset bags
+        are downloaded when an execution runs (:meth:`Execution` with ``reload=``).
+        """
+        if not runs:
+            return []
+        for configuration, _ in runs:
+            configuration.workflow = workflow
+            configuration.argv = redact_argv(list(sys.argv))
+            _check_inputs(ml_object, configuration)
+        workflow_rid = ml_object.add_workflow(workflow)
+        cat, schema = ml_object.catalog, ml_object.ml_schema
+        rows = cat.insert(
+            schema,
+            "Execution",
+            [
+                {
+                    "Description": c.description,
+                    "Workflow": workflow_rid,
+                    "Status": Status.created.value,
+                    "Status_Detail": "Execution created.",
+                }
+                for c, _ in runs
+            ],
+        )
+        rids = [str(r["RID"]) for r in rows]
+        try:
+            links = [
+                {"Dataset": d.rid, "Execution": rid} for (c, _), rid in zip(runs, rids, strict=True) for d in c.datasets
+            ]
+            if links:
+                cat.insert(schema, "Dataset_Execution", links, on_conflict_skip=True)
+            # Input assets are linked now and downloaded when a run starts.
+            tables = {a.rid: ml_object.resolve_rid(a.rid).table for c, _ in runs for a in c.assets}
+            inputs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for (c, _), rid in zip(runs, rids, strict=True):
+                for a in c.assets:
+                    assoc, col, ecol = ml_object.model.find_association(tables[a.rid], "Execution")
+                    row = {col: a.rid, ecol: rid, "Asset_Role": "Input"}
+                    inputs.setdefault((assoc.schema.name, assoc.name), []).append(row)
+            for (assoc_schema, assoc_name), rows in inputs.items():
+                cat.insert(assoc_schema, assoc_name, rows, on_conflict_skip=True)
+            items: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
+            owners: dict[str, str] = {}
+            for (configuration, files), rid in zip(runs, rids, strict=True):
+                mine = _metadata_items(ml_object, configuration, files, rid)
+                items.update(mine)
+                owners.update(dict.fromkeys(mine, rid))
+            with cat.transaction():
+                table = ml_object._table(f"{schema}:{MLAsset.execution_metadata.value}")
+                _record_asset_rows(ml_object, table, [(k, *items[k]) for k in items], owners)
+                cat.update(
+                    schema,
+                    "Execution",
+                    [{"RID": rid, "Status": Status.pending.value, "Status_Detail": _PLANNED} for rid in rids],
+                    returning=False,
+                )
+        except BaseException:
+            # Leave no row saying less than the truth: these never ran and never will.
+            with contextlib.suppress(Exception):
+                cat.update(
+                    schema,
+                    "Execution",
+                    [{"RID": rid, "Status": Status.aborted.value, "Status_Detail": _NOT_PLANNED} for rid in rids],
+                    returning=False,
+                )
+            raise
+        return rids
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -357,12 +382,15 @@ class ExecutionBase:
     # -- status ------------------------------------------------------------------------------
     def update_status(self, status: Status | str, msg: str) -> None:
         """Set the execution's ``Status`` and ``Status_Detail`` in the catalog."""
-        status = Status(status)
+        self._write_status(Status(status), msg, {})
+
+    def _write_status(self, status: Status, msg: str, columns: Mapping[str, Any]) -> None:
+        """Status, detail and other Execution columns (``Duration``) in one write."""
         self._status = status
         self._logger.info("%s %s: %s", self.execution_rid, status.value, msg)
         if self._dry_run or self._execution_record is None:
             return
-        self._execution_record.update_status(status, msg)
+        self._execution_record.update_status(status, msg, **columns)
 
     def execution_start(self) -> None:
         """Mark the start: record the time and set ``Running``."""
@@ -377,11 +405,7 @@ class ExecutionBase:
         return format_duration((self.stop_time - start).total_seconds())
 
     def _finish(self, status: Status, msg: str) -> None:
-        duration = self._duration()
-        self._status = status
-        if self._dry_run or self._execution_record is None:
-            return
-        self._execution_record.update_status(status, msg, Duration=duration)
+        self._write_status(status, msg, {"Duration": self._duration()})
 
     def execution_stop(self) -> None:
         """Mark the end: record the ``Duration`` and set ``Completed``."""
@@ -545,7 +569,7 @@ class ExecutionBase:
     def _record_assets(
         self,
         stored: Mapping[str, tuple[AssetEntry, StoredObject, str]],
-        final_status: tuple[Status, str] | None = None,
+        final_status: _StatusChange | None = None,
     ) -> dict[str, str]:
         """Asset rows, Output links and types for stored objects, and then the status, in one
         transaction; key -> RID."""
@@ -561,54 +585,11 @@ class ExecutionBase:
             for (schema, table), items in groups.items():
                 rids.update(self._record_asset_table(ml._table(f"{schema}:{table}"), items))
             if final_status is not None:
-                self.update_status(*final_status)
+                self._write_status(*final_status)
         return rids
 
     def _record_asset_table(self, t: Table, items: list[tuple[str, AssetEntry, StoredObject, str]]) -> dict[str, str]:
-        ml = self._ml_object
-        cat = ml.catalog
-        schema = t.schema.name
-        by_file: dict[tuple[str, str], str] = {}  # (MD5, file name) -> asset RID
-        for _, _, obj, filename in items:
-            known = ml._asset_rows.get((schema, t.name, obj.md5, filename))
-            if known:
-                by_file[(obj.md5, filename)] = known
-        wanted = sorted({obj.md5 for _, _, obj, filename in items if (obj.md5, filename) not in by_file})
-        if wanted:
-            for r in cat.select(schema, t.name, {"MD5": wanted}, columns=["RID", "MD5", "Filename"], order_by=["RCT"]):
-                by_file.setdefault((r["MD5"], r["Filename"]), r["RID"])
-        new: dict[tuple[str, str], dict[str, Any]] = {}
-        for _, entry, obj, filename in items:
-            if (obj.md5, filename) not in by_file:
-                new.setdefault(
-                    (obj.md5, filename),
-                    {
-                        "URL": obj.url,
-                        "Filename": filename,
-                        "Length": obj.length,
-                        "MD5": obj.md5,
-                        "Description": entry.description,
-                        **entry.metadata,
-                    },
-                )
-        for r in cat.insert(schema, t.name, list(new.values())):
-            by_file[(r["MD5"], r["Filename"])] = r["RID"]
-        assoc, col, ecol = self._model.find_association(t, "Execution")
-        atype, tcol, _ = self._model.find_association(t, MLVocab.asset_type.value)
-        links: dict[str, dict[str, Any]] = {}
-        types: dict[tuple[str, str], dict[str, Any]] = {}
-        rids: dict[str, str] = {}
-        for key, entry, obj, filename in items:
-            rid = by_file[(obj.md5, filename)]
-            if filename.startswith("environment_snapshot_"):
-                ml._asset_rows[(schema, t.name, obj.md5, filename)] = rid  # shared by every execution of this process
-            links[rid] = {col: rid, ecol: self.execution_rid, "Asset_Role": "Output"}
-            for at in entry.asset_types:
-                types[(rid, at)] = {tcol: rid, "Asset_Type": at}
-            rids[key] = rid
-        cat.insert(assoc.schema.name, assoc.name, list(links.values()), on_conflict_skip=True)
-        cat.insert(atype.schema.name, atype.name, list(types.values()), on_conflict_skip=True)
-        return rids
+        return _record_asset_rows(self._ml_object, t, items, {k: self.execution_rid for k, *_ in items})
 
     def _upload_execution_dirs(
         self,
@@ -617,7 +598,7 @@ class ExecutionBase:
         retry_delay: float = 5.0,
         timeout: tuple[int, int] | None = None,
         chunk_size: int | None = None,
-        final_status: tuple[Status, str] | None = None,
+        final_status: _StatusChange | None = None,
     ) -> dict[str, list[AssetFilePath]]:
         manifest = self._get_manifest()
         pending = manifest.pending_assets()
@@ -652,7 +633,7 @@ class ExecutionBase:
                 except DerivaMLException as e:
                     errors[key] = f"{type(e).__name__}: {e}"
             if final_status is not None and not errors:
-                self.update_status(*final_status)
+                self._write_status(*final_status)
         if rids:
             manifest.mark_uploaded(rids)
         if errors:
@@ -742,6 +723,45 @@ class ExecutionBase:
             self._clean_folder_contents(self.working_dir)
         return self.uploaded_assets
 
+    def end(
+        self,
+        status: Status | str,
+        detail: str,
+        *,
+        progress_callback: Callable[[UploadProgress], None] | None = None,
+        timeout: tuple[int, int] | None = None,
+        chunk_size: int | None = None,
+    ) -> dict[str, list[AssetFilePath]]:
+        """End the run with its outcome: record the ``Duration``, upload every registered file, and
+        set ``status`` and ``detail`` (the outcome, e.g. ``Failed`` and the error) in the same
+        write that follows the files, so the record never says more than is true.
+
+        Use it instead of ``execution_stop()`` plus ``upload_execution_outputs()`` when the outcome
+        is known (the pytest plugin and ``run_model`` do). Until it returns the record says
+        ``Running``; a crash in between leaves work that a restore finishes. When a file does not
+        upload, a ``Completed`` run ends ``Failed`` with the reason, another outcome is kept, and
+        :class:`DerivaMLUploadError` is raised with the file still pending.
+        """
+        status = Status(status)
+        closing = {"Duration": self._duration()}
+        self._status = status
+        if self._dry_run or self._execution_record is None:
+            return self.upload_execution_outputs()
+        try:
+            self.uploaded_assets = self._upload_execution_dirs(
+                progress_callback, timeout=timeout, chunk_size=chunk_size, final_status=(status, detail, closing)
+            )
+        except Exception as e:
+            failed = (Status.failed, f"{_UPLOAD_FAILED} {e}") if status is Status.completed else (status, detail)
+            try:
+                self._write_status(*failed, closing)
+            except DerivaMLException as again:  # the catalog is gone too: a restore finishes the run
+                self._logger.error("Execution %s: status not recorded: %s", self.execution_rid, again)
+            raise
+        if getattr(self._ml_object, "clean_execution_dir", True):
+            self._clean_folder_contents(self.working_dir)
+        return self.uploaded_assets
+
     def upload_assets(self, assets_dir: str | Path) -> dict[str, Any]:
         """Upload every file in ``assets_dir``, a folder named like an asset table, as outputs
         of this execution; returns file name -> the uploaded file's ``AssetFilePath`` (with its RID)."""
@@ -757,13 +777,14 @@ class ExecutionBase:
         uploaded = self._upload_execution_dirs()
         return {a.file_name: a for assets in uploaded.values() for a in assets}
 
-    def _final_status(self) -> tuple[Status, str]:
+    def _final_status(self) -> _StatusChange:
         if self._unfinished:
             return (
                 Status.aborted,
                 "Did not finish: the process running it stopped. Its registered files were uploaded after a restore.",
+                {},
             )
-        return Status.completed, "Successfully end the execution."
+        return Status.completed, "Successfully end the execution.", {}
 
     def _clean_folder_contents(self, folder_path: Path, remove_folder: bool = True) -> None:
         if self._get_manifest().pending_assets():
@@ -880,3 +901,150 @@ class Execution(ExecutionDatasetMixin, ExecutionBase):
 
 
 logging.getLogger("pytest_deriva").addHandler(logging.NullHandler())
+
+
+# -- recording, shared by one execution and by a planned batch -----------------------------------
+_PLANNED = "Initialize status finished."
+_NOT_PLANNED = "Not run: its metadata could not be recorded."
+
+
+def _check_inputs(ml_object: DerivaML, configuration: ExecutionConfiguration) -> None:
+    """Check an execution's workflow types, datasets and assets before anything is written."""
+    wf = configuration.workflow
+    assert wf is not None
+    for wt in wf.workflow_type:
+        ml_object.lookup_term(MLVocab.workflow_type, wt)
+    for d in configuration.datasets:
+        ml_object.validate_dataset_spec(d)
+    for a in configuration.assets:
+        found = ml_object.resolve_rid(a.rid)
+        if not ml_object.model.is_asset(found.table):
+            raise DerivaMLTableTypeError(
+                "asset",
+                a.rid,
+                f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table.",
+            )
+
+
+def _metadata_items(
+    ml_object: DerivaML, configuration: ExecutionConfiguration, hydra_files: Mapping[str, bytes], execution_rid: str
+) -> dict[str, tuple[AssetEntry, StoredObject, str]]:
+    """Store the metadata files of one execution (from memory, or from where they are); key -> what to record."""
+    objects = ml_object.catalog.objects
+    schema = ml_object.ml_schema
+    table = MLAsset.execution_metadata.value
+    items: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
+
+    def add(name: str, obj: StoredObject, asset_type: str, description: str | None) -> None:
+        entry = AssetEntry(asset_table=table, schema=schema, asset_types=[asset_type], description=description)
+        items[f"{execution_rid}:{table}/{name}"] = (entry, obj, name)
+
+    for asset_type in {t.value for t in ExecMetadataType}:
+        ml_object.lookup_term(MLVocab.asset_type, asset_type)
+    config = json.dumps(configuration.model_dump(mode="json")).encode()
+    add(
+        "configuration.json",
+        objects.put_bytes(config, table, "configuration.json"),
+        ExecMetadataType.deriva_config.value,
+        _METADATA_DESCRIPTIONS["configuration.json"],
+    )
+    wf = configuration.workflow
+    assert wf is not None
+    if wf.git_root and (lock := Path(wf.git_root) / "uv.lock").is_file():
+        add(
+            "uv.lock",
+            objects.put(lock, table, "uv.lock"),
+            ExecMetadataType.execution_config.value,
+            _METADATA_DESCRIPTIONS["uv.lock"],
+        )
+    if diff := wf.source_diff():
+        name = f"workflow-diff-{Path(wf.source_path or 'workflow').name}.patch"
+        add(
+            name,
+            objects.put_bytes(diff.encode(), table, name),
+            ExecMetadataType.execution_config.value,
+            f"Uncommitted changes of the workflow file {wf.source_path} when this execution ran "
+            f"(apply them to {wf.url} to reproduce it).",
+        )
+    for name, data in hydra_files.items():
+        checked = _paths.checked_file_name(name)
+        original = checked.rsplit("-", 1)[-1]
+        add(
+            checked,
+            objects.put_bytes(data, table, checked),
+            ExecMetadataType.hydra_config.value,
+            _METADATA_DESCRIPTIONS.get(original),
+        )
+    out = ml_object.hydra_runtime_output_dir
+    if out and Path(out).is_dir():
+        for f in sorted(Path(out).rglob("*")):
+            if f.is_file():
+                name = _paths.checked_file_name(f"hydra-{Path(out).name}-{f.name}")
+                add(
+                    name,
+                    objects.put(f, table, name),
+                    ExecMetadataType.hydra_config.value,
+                    _METADATA_DESCRIPTIONS.get(f.name),
+                )
+    name, text = environment_snapshot()
+    key = (ml_object.catalog.catalog_uuid or str(id(objects)), name)
+    env = _ENV_OBJECTS.get(key)
+    if env is None:  # the snapshot is the same for the whole process: store it once
+        env = _ENV_OBJECTS[key] = objects.put_bytes(text.encode(), table, name)
+    add(name, env, ExecMetadataType.runtime_env.value, _ENV_SNAPSHOT_DESCRIPTION)
+    return items
+
+
+def _record_asset_rows(
+    ml: DerivaML,
+    t: Table,
+    items: list[tuple[str, AssetEntry, StoredObject, str]],
+    owners: Mapping[str, str],
+) -> dict[str, str]:
+    """Rows of asset table ``t`` for stored objects, each linked as an Output of the execution
+    ``owners[key]``, with its types; key -> asset RID. A few requests for any number of files."""
+    cat = ml.catalog
+    schema = t.schema.name
+    by_file: dict[tuple[str, str], str] = {}  # (MD5, file name) -> asset RID
+    for _, _, obj, filename in items:
+        known = ml._asset_rows.get((schema, t.name, obj.md5, filename))
+        if known:
+            by_file[(obj.md5, filename)] = known
+    new: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, entry, obj, filename in items:
+        if (obj.md5, filename) not in by_file:
+            new.setdefault(
+                (obj.md5, filename),
+                {
+                    "URL": obj.url,
+                    "Filename": filename,
+                    "Length": obj.length,
+                    "MD5": obj.md5,
+                    "Description": entry.description,
+                    **entry.metadata,
+                },
+            )
+    # URL (``/hatrac/<table>/<md5>.<file name>``) is the asset table's key: a row for the same
+    # bytes and name, made earlier or by another process meanwhile, is skipped and then read, so
+    # a file is recorded once however often it is uploaded. Nothing is read for a new file.
+    for r in cat.insert(schema, t.name, list(new.values()), on_conflict_skip=True):
+        by_file[(r["MD5"], r["Filename"])] = r["RID"]
+    if raced := [row["URL"] for k, row in new.items() if k not in by_file]:
+        for r in cat.select(schema, t.name, {"URL": raced}, columns=["RID", "MD5", "Filename"]):
+            by_file[(r["MD5"], r["Filename"])] = r["RID"]
+    assoc, col, ecol = ml.model.find_association(t, "Execution")
+    atype, tcol, _ = ml.model.find_association(t, MLVocab.asset_type.value)
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    types: dict[tuple[str, str], dict[str, Any]] = {}
+    rids: dict[str, str] = {}
+    for key, entry, obj, filename in items:
+        rid = by_file[(obj.md5, filename)]
+        if filename.startswith("environment_snapshot_"):
+            ml._asset_rows[(schema, t.name, obj.md5, filename)] = rid  # shared by every execution of this process
+        links[(rid, owners[key])] = {col: rid, ecol: owners[key], "Asset_Role": "Output"}
+        for at in entry.asset_types:
+            types[(rid, at)] = {tcol: rid, "Asset_Type": at}
+        rids[key] = rid
+    cat.insert(assoc.schema.name, assoc.name, list(links.values()), on_conflict_skip=True)
+    cat.insert(atype.schema.name, atype.name, list(types.values()), on_conflict_skip=True)
+    return rids

@@ -541,9 +541,12 @@ class DerivaMLBase:
         """The execution a RID names."""
         from pytest_deriva.execution.record import ExecutionRecord
 
-        self._expect_table(execution_rid, "Execution", "an execution")
-        row = self.catalog.select(self.ml_schema, "Execution", {"RID": execution_rid})[0]
-        return ExecutionRecord._from_row(row, self._full)
+        validate_rid(execution_rid)
+        rows = self.catalog.select(self.ml_schema, "Execution", {"RID": execution_rid})  # one request, found or not
+        if not rows:
+            self._expect_table(execution_rid, "Execution", "an execution")  # says which table it is in, if any
+            raise DerivaMLNotFoundError(f"RID {execution_rid} does not exist in catalog {self.catalog.uri}.")
+        return ExecutionRecord._from_row(rows[0], self._full)
 
     def find_executions(
         self,
