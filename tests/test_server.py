@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from pytest_deriva import (
     DerivaMLException,
     ExecutionConfiguration,
     Status,
+    Workflow,
 )
 from pytest_deriva.catalog.schema import column
 from pytest_deriva.catalog.server import ServerCatalog, create_catalog
@@ -355,3 +358,35 @@ def catalog_at(url: str) -> Iterator[DerivaML]:
         yield ml
     finally:
         ml.catalog.close()
+
+
+def test_concurrent_first_records_of_one_workflow_leave_one_row(server_login: ServerKit, project: Path) -> None:
+    """A server has no lock and Workflow no unique key: processes that record the same new code at
+    once (joblib jobs, several machines) must still leave one Workflow row, used by all."""
+    url = server_login.new_catalog()
+    handles = [DerivaML(url, working_dir=project / f".work-{n}") for n in range(4)]
+    try:
+        for round_ in range(3):
+            barrier = threading.Barrier(len(handles))
+
+            def record(ml: DerivaML, checksum: str = f"{round_:040x}", barrier: threading.Barrier = barrier) -> str:
+                wf = Workflow(
+                    name="race",
+                    workflow_type="Training",
+                    url=f"https://example.org/race-{checksum}.py",
+                    checksum=checksum,
+                )
+                barrier.wait()
+                return ml.add_workflow(wf)
+
+            with ThreadPoolExecutor(len(handles)) as pool:
+                rids = list(pool.map(record, handles))
+            rows = handles[0].catalog.select("deriva-ml", "Workflow", {"Checksum": f"{round_:040x}"})
+            assert [r["RID"] for r in rows] == [rids[0]]
+            assert set(rids) == {rids[0]}
+            types = handles[0].catalog.select("deriva-ml", "Workflow_Workflow_Type", {"Workflow": rids[0]})
+            assert [t["Workflow_Type"] for t in types] == ["Training"]
+    finally:
+        for ml in handles:
+            ml.catalog.close()
+        server_login.delete_catalog(url)

@@ -9,7 +9,7 @@ from pydantic import StringConstraints
 
 from pytest_deriva.exceptions import DerivaMLValidationError
 
-__all__ = ["DRY_RUN_RID", "RID", "decode_rid", "encode_rid", "is_rid", "split_snapshot", "validate_rid"]
+__all__ = ["DRY_RUN_RID", "RID", "decode_rid", "encode_rid", "is_rid", "rid_order", "split_snapshot", "validate_rid"]
 
 _BLOCK = r"[A-Z0-9]{1,4}(?:-[A-Z0-9]{4})*"
 RID_PATTERN = rf"^{_BLOCK}(?:@{_BLOCK})?$"
@@ -74,3 +74,9 @@ def split_snapshot(rid: str) -> tuple[str, str | None]:
     """Split ``1-ABCD@2-XYZ0`` into ``("1-ABCD", "2-XYZ0")``."""
     base, _, snap = rid.partition("@")
     return base, snap or None
+
+
+def rid_order(rid: str) -> tuple[int, str]:
+    """Sort key putting RIDs in the order they were issued (Crockford digits sort as characters)."""
+    digits = rid.partition("@")[0].replace("-", "")
+    return len(digits), digits

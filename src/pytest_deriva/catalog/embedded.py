@@ -423,12 +423,15 @@ class EmbeddedCatalog:
             for doc in table_docs:
                 self.create_table(schema, doc, exists_ok=exists_ok)
 
-    def set_annotations(self, schema: str, table: str | None, annotations: Mapping[str, Any]) -> None:
+    def set_annotations(self, schema: str | None, table: str | None, annotations: Mapping[str, Any]) -> None:
         with self.transaction():
             doc = self.refresh_model().doc
-            if schema not in doc["schemas"]:
+            if schema is not None and schema not in doc["schemas"]:
                 raise DerivaMLSchemaError(f"Schema {schema!r} does not exist.")
-            target = doc["schemas"][schema] if table is None else doc["schemas"][schema]["tables"].get(table)
+            if schema is None:
+                target = doc
+            else:
+                target = doc["schemas"][schema] if table is None else doc["schemas"][schema]["tables"].get(table)
             if target is None:
                 raise DerivaMLTableNotFound(f"{schema}:{table}")
             target.setdefault("annotations", {}).update(json.loads(json.dumps(dict(annotations))))

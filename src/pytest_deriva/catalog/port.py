@@ -122,8 +122,8 @@ class CatalogPort(Protocol):
         """Create several tables (in a new or existing schema) whose foreign keys may form cycles."""
         ...
 
-    def set_annotations(self, schema: str, table: str | None, annotations: Mapping[str, Any]) -> None:
-        """Set annotations (key by key) on a schema, or on a table when ``table`` is given."""
+    def set_annotations(self, schema: str | None, table: str | None, annotations: Mapping[str, Any]) -> None:
+        """Set annotations (key by key) on the catalog (``schema`` None), a schema, or a table."""
         ...
 
     def insert(

@@ -8,9 +8,12 @@ functions here: opening an existing catalog never needs it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_deriva.enums import MLAsset, MLVocab
+
+if TYPE_CHECKING:
+    from pytest_deriva.catalog.model import Model
 
 __all__ = [
     "ML_SCHEMA",
@@ -18,11 +21,13 @@ __all__ = [
     "asset_association_tables",
     "asset_table",
     "association_table",
+    "catalog_annotations",
     "column",
     "extra_schemas",
     "ml_schema_tables",
     "plain_table",
     "public_schema_tables",
+    "replaces_catalog_annotations",
     "schema_annotations",
     "vocabulary_table",
 ]
@@ -163,9 +168,10 @@ def asset_table(
     fkeys: Iterable[tuple[Sequence[str], str, str, Sequence[str]]] = (),
     comment: str | None = None,
 ) -> dict[str, Any]:
-    """An asset table (URL, Filename, Description, Length, MD5, plus metadata columns)."""
+    """An asset table (URL, Filename, Description, Length, MD5, plus metadata columns), with the
+    Chaise annotations DerivaML gives one: named by its file, its Asset Types shown and faceted."""
     em = _em()
-    return dict(
+    doc = dict(
         em.Table.define_asset(
             schema,
             name,
@@ -175,6 +181,66 @@ def asset_table(
             comment=comment,
         )
     )
+    doc["annotations"] = {**(doc.get("annotations") or {}), **_asset_annotations(schema, name, metadata_columns)}
+    return doc
+
+
+def _asset_annotations(schema: str, name: str, metadata_columns: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """DerivaML's ``asset_annotation``, with the constraint names the catalog really has (1.30
+    names them ``MLTable.<table>_...``, which Chaise cannot find)."""
+    types = {
+        "source": [
+            {"inbound": [schema, f"{name}_Asset_Type_{name}_fkey"]},
+            {"outbound": [schema, f"{name}_Asset_Type_Asset_Type_fkey"]},
+            "RID",
+        ],
+        "markdown_name": "Asset Types",
+    }
+    creator, modifier = [schema, f"{name}_RCB_fkey"], [schema, f"{name}_RMB_fkey"]
+    metadata = [c["name"] for c in metadata_columns]
+    return {
+        _TD: {"row_name": {"row_markdown_pattern": "{{{Filename}}}"}},
+        _VC: {
+            "*": [
+                "RID",
+                "RCT",
+                "RMT",
+                creator,
+                modifier,
+                "URL",
+                "Filename",
+                "Description",
+                "Length",
+                "MD5",
+                *metadata,
+                types,
+            ],
+            "detailed": [
+                "RID",
+                "Filename",
+                "Description",
+                *metadata,
+                types,
+                "URL",
+                "Length",
+                "MD5",
+                "RCT",
+                "RMT",
+                creator,
+                modifier,
+            ],
+            "filter": {
+                "and": [
+                    {"source": "RID"},
+                    {"source": "Filename"},
+                    {"source": "Description"},
+                    types,
+                    {"source": [{"outbound": creator}, "RID"], "markdown_name": "Created By"},
+                    {"source": [{"outbound": modifier}, "RID"], "markdown_name": "Modified By"},
+                ]
+            },
+        },
+    }
 
 
 def asset_association_tables(schema: str, name: str, ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
@@ -267,9 +333,9 @@ def ml_schema_tables(s: str = ML_SCHEMA) -> list[dict[str, Any]]:
         plain_table(
             "Dataset_Version",
             [
-                column("Version", "text", nullok=False, default="0.1.0"),
+                column("Version", "text", default="0.1.0"),
                 column("Description", "markdown"),
-                column("Dataset", "text", nullok=False),
+                column("Dataset", "text"),
                 column("Execution", "text"),
                 column("Minid", "text"),
                 column("Minid_Spec_Hash", "text"),
@@ -316,9 +382,9 @@ def _path(s: str, *steps: tuple[str, str], end: str = "RID") -> list[Any]:
 
 
 def _ml_annotations(s: str) -> dict[str, dict[str, Any]]:
-    """Chaise display annotations of the ``deriva-ml`` tables, as DerivaML 1.30 sets them (with its
-    enum-name defect in asset tables' foreign key names left out): readable sections such as
-    Parent and Child Executions on a record page, newest rows first."""
+    """Chaise display annotations of the ``deriva-ml`` tables, as DerivaML 1.30 sets them (asset
+    tables get theirs from :func:`asset_table`): readable sections such as Parent and Child
+    Executions on a record page, newest rows first."""
 
     def via(assoc: str, here: str, there: str, name: str) -> dict[str, Any]:
         return {
@@ -438,5 +504,87 @@ def schema_annotations(s: str = ML_SCHEMA) -> dict[str, Any]:
 
 
 def extra_schemas() -> dict[str, list[dict[str, Any]]]:
-    """Schemas besides ``deriva-ml`` that a DerivaML catalog has, with their tables."""
-    return {}
+    """Schemas besides ``deriva-ml`` that a DerivaML catalog has, with their tables: ``WWW``
+    (``Page``: Title, markdown Content; ``File``: assets of a page), as deriva-py's
+    ``configure_baseline_catalog`` makes it for DerivaML's ``create_ml_catalog``."""
+    www = _em().Schema.define_www("WWW")
+    return {"WWW": [dict(www["tables"][name]) for name in ("Page", "File")]}
+
+
+#: ``chaise-config`` brand of the baseline deriva-py gives a new catalog (replaced by ours).
+_BASELINE_BRAND = "DERIVA"
+#: ``chaise-config`` brand of the catalog annotation below (DerivaML's ``apply_catalog_annotations``).
+ML_BRAND = "ML Data Browser"
+
+
+def catalog_annotations(catalog_id: str, model: Model) -> dict[str, Any]:
+    """The catalog's Chaise annotations as DerivaML's ``apply_catalog_annotations`` makes them: a
+    navbar of the ``deriva-ml`` tables, ``WWW``, each domain schema's tables, the vocabularies,
+    assets and features, and Dataset as the default table."""
+
+    def link(schema: str, table: str, name: str | None = None) -> dict[str, str]:
+        return {"name": name or table, "url": f"/chaise/recordset/#{catalog_id}/{schema}:{table}"}
+
+    domain = sorted(n for n in model.schemas if n not in (ML_SCHEMA, "public", "WWW"))
+    vocab: list[dict[str, Any]] = [{"name": f"{ML_SCHEMA} Vocabularies", "header": True}]
+    vocab += [link(ML_SCHEMA, t.name) for t in model.vocabularies() if t.schema.name == ML_SCHEMA]
+    assets = [link(ML_SCHEMA, t.name) for t in model.asset_tables() if t.schema.name == ML_SCHEMA]
+    features: list[dict[str, str]] = []
+    domain_menus = []
+    for name in domain:
+        tables = model.schemas[name].tables.values()
+        plain = [link(name, t.name) for t in tables if not (model.is_vocabulary(t) or model.is_association(t))]
+        if plain:
+            domain_menus.append({"name": name, "children": plain})
+        vocabularies = [link(name, t.name) for t in tables if model.is_vocabulary(t)]
+        if vocabularies:
+            vocab += [{"name": f"{name} Vocabularies", "header": True}, *vocabularies]
+        assets += [link(name, t.name) for t in tables if model.is_asset(t)]
+        features += [link(name, t.name) for t in tables if "Feature_Name" in t.columns and "Execution" in t.columns]
+    menu = [
+        {
+            "name": "User Info",
+            "children": [link("public", "ERMrest_Client", "Users"), link("public", "ERMrest_Group", "Groups")],
+        },
+        {
+            "name": "Deriva-ML",
+            "children": [
+                link(ML_SCHEMA, t, t.replace("_", " "))
+                for t in (
+                    "Workflow",
+                    "Execution",
+                    "Execution_Metadata",
+                    "Execution_Asset",
+                    "Dataset",
+                    "Dataset_Version",
+                )
+            ],
+        },
+        {"name": "WWW", "children": [link("WWW", "Page"), link("WWW", "File")]},
+        *domain_menus,
+        {"name": "Vocabulary", "children": vocab},
+        {"name": "Assets", "children": assets},
+    ]
+    if features:
+        menu.append({"name": "Features", "children": features})
+    return {
+        "tag:misd.isi.edu,2015:display": {"name_style": {"underline_space": True}},
+        "tag:isrd.isi.edu,2019:chaise-config": {
+            "headTitle": "Catalog ML",
+            "navbarBrandText": ML_BRAND,
+            "systemColumnsDisplayEntry": ["RID"],
+            "systemColumnsDisplayCompact": ["RID"],
+            "defaultTable": {"table": "Dataset", "schema": ML_SCHEMA},
+            "deleteRecord": True,
+            "showFaceting": True,
+            "shareCiteAcls": True,
+            "resolverImplicitCatalog": False,
+            "navbarMenu": {"newTab": False, "children": menu},
+        },
+    }
+
+
+def replaces_catalog_annotations(present: dict[str, Any]) -> bool:
+    """Whether a catalog's Chaise config is one ours may replace: none, deriva-py's baseline, or ours."""
+    config = present.get("tag:isrd.isi.edu,2019:chaise-config")
+    return config is None or config.get("navbarBrandText") in (_BASELINE_BRAND, ML_BRAND)

@@ -381,12 +381,12 @@ class ServerCatalog:
             )
         self._forget_model()
 
-    def set_annotations(self, schema: str, table: str | None, annotations: Mapping[str, Any]) -> None:
-        """Set annotations on a schema (``table`` None) or a table, key by key."""
-        base = f"/schema/{_q(schema)}" + (f"/table/{_q(table)}" if table else "")
+    def set_annotations(self, schema: str | None, table: str | None, annotations: Mapping[str, Any]) -> None:
+        """Set annotations on the catalog (``schema`` None), a schema or a table, key by key."""
+        base = "" if schema is None else f"/schema/{_q(schema)}" + (f"/table/{_q(table)}" if table else "")
         for key, value in annotations.items():
             self._call(
-                f"annotating {schema}:{table or ''}",
+                f"annotating {schema or 'the catalog'}:{table or ''}",
                 lambda k=key, v=value: self._ermrest.put(f"{base}/annotation/{_q(k)}", json=v),  # type: ignore[misc]
             )
         self._forget_model()

@@ -60,6 +60,13 @@ def init_catalog(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> list[s
             if name not in catalog.refresh_model().schemas:
                 catalog.create_tables(name, doc)
                 done.append(f"created schema {name}")
+        model = catalog.refresh_model()
+        if ddl.replaces_catalog_annotations(model.doc.get("annotations") or {}):
+            wanted_catalog = ddl.catalog_annotations(catalog.catalog_id, model)
+            present = model.doc.get("annotations") or {}
+            if any(present.get(k) != v for k, v in wanted_catalog.items()):
+                catalog.set_annotations(None, None, wanted_catalog)
+                done.append("set the catalog's Chaise navbar and display annotations")
         for vocab, terms in ddl.SEED_TERMS.items():
             if not terms:
                 continue

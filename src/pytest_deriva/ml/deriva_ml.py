@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pytest_deriva._rid import DRY_RUN_RID, validate_rid
+from pytest_deriva._rid import DRY_RUN_RID, rid_order, validate_rid
 from pytest_deriva.catalog import CatalogPort, connect
 from pytest_deriva.catalog import schema as ddl
 from pytest_deriva.catalog.model import Model, Table
@@ -476,20 +476,45 @@ class DerivaMLBase:
                     ],
                 )[0]["RID"]
                 self.catalog.insert(
-                    self.ml_schema, "Workflow_Workflow_Type", [{"Workflow": rid, "Workflow_Type": t} for t in types]
+                    self.ml_schema,
+                    "Workflow_Workflow_Type",
+                    [{"Workflow": rid, "Workflow_Type": t} for t in types],
+                    on_conflict_skip=True,  # a process that found this row first may have linked them
                 )
+                rid = self._settle_workflow(rid, workflow, types)
         workflow.rid = rid
         workflow._registered = key
         return rid
 
-    def _find_workflow_row(self, checksum: str | None, url: str | None) -> dict[str, Any] | None:
+    def _workflow_rows(self, checksum: str | None, url: str | None) -> list[dict[str, Any]]:
+        """Rows recording this code, oldest RID first (RIDs come from one sequence)."""
         # By checksum when there is one: a dirty file has the clean file's URL but other code.
-        for column, value in (("Checksum", checksum),) if checksum else (("URL", url),):
-            if value:
-                rows = self.catalog.select(self.ml_schema, "Workflow", {column: value}, order_by=["RCT"], limit=1)
-                if rows:
-                    return rows[0]
-        return None
+        column, value = ("Checksum", checksum) if checksum else ("URL", url)
+        if not value:
+            return []
+        return sorted(
+            self.catalog.select(self.ml_schema, "Workflow", {column: value}), key=lambda r: rid_order(r["RID"])
+        )
+
+    def _find_workflow_row(self, checksum: str | None, url: str | None) -> dict[str, Any] | None:
+        rows = self._workflow_rows(checksum, url)
+        return rows[0] if rows else None
+
+    def _settle_workflow(self, rid: str, workflow: Workflow, types: list[str]) -> str:
+        """After recording a workflow: where another process recorded the same code at the same time
+        (a server has no lock and Workflow no unique key), every process keeps the oldest row and
+        the others delete their own, so one workflow is recorded once."""
+        rows = self._workflow_rows(workflow.checksum, workflow.url)
+        winner = str(rows[0]["RID"]) if rows else rid
+        if winner != rid:
+            self.catalog.insert(
+                self.ml_schema,
+                "Workflow_Workflow_Type",
+                [{"Workflow": winner, "Workflow_Type": t} for t in types],
+                on_conflict_skip=True,
+            )
+            self.catalog.delete(self.ml_schema, "Workflow", {"RID": rid})  # its type links go with it
+        return winner
 
     def _workflow_from_row(self, row: dict[str, Any]) -> Workflow:
         from pytest_deriva.execution.workflow import Workflow
