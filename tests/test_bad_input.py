@@ -292,43 +292,48 @@ def test_torn_last_manifest_line_is_ignored(ml, workflow):
 
 
 # -- a registered file that was never written ------------------------------------------------
-def test_file_never_written_fails_loudly_others_upload_and_it_stays_pending(ml, workflow):
+def test_file_never_written_is_reported_and_skipped_and_the_run_aborted(ml, workflow, caplog):
+    # The common "model path registered up front" case, with the run stopped before writing it.
     with ml.create_execution(config(workflow, "half")) as exe:
         exe.asset_file_path("Execution_Asset", "written.bin").write_bytes(b"here")
-        missing = exe.asset_file_path("Execution_Asset", "never written.bin")
+        exe.asset_file_path("Execution_Asset", "never written.bin")
     rid = exe.execution_rid
 
-    with pytest.raises(DerivaMLUploadError) as err:
-        exe.upload_execution_outputs()
-    assert "never written.bin" in str(err.value)
-    assert "written.bin" in str(err.value)
+    exe.upload_execution_outputs()  # never blocked by the missing file
     assert [a.filename for a in ml.list_assets("Execution_Asset")] == ["written.bin"]
     row = ml.catalog.select("deriva-ml", "Execution", {"RID": rid})[0]
-    assert row["Status"] == "Failed"
-    assert "never written.bin" in row["Status_Detail"]
-    assert missing.parent.is_dir()  # the folder is not cleaned while a file is pending
-
-    missing.write_bytes(b"late")
+    assert row["Status"] == "Aborted"
+    assert "Registered but never written: Execution_Asset/never written.bin" in row["Status_Detail"]
+    assert "never written.bin" in caplog.text
+    assert exe._get_manifest().pending_assets() == {}  # dropped: a later upload does not trip on it
     exe.upload_execution_outputs()
-    assets = {a.filename: a for a in ml.list_assets("Execution_Asset")}
-    assert set(assets) == {"written.bin", "never written.bin"}
-    assert assets["never written.bin"].md5 == hashlib.md5(b"late").hexdigest()
     links = ml.catalog.select("deriva-ml", "Execution_Asset_Execution", {"Execution": rid})
-    assert len(links) == 2  # written.bin was not uploaded twice
+    assert len(links) == 1  # written.bin was not uploaded twice
 
 
-def test_source_removed_before_upload_stays_pending(ml, workflow, tmp_path):
+def test_a_registration_can_be_taken_back(ml, workflow):
+    with ml.create_execution(config(workflow)) as exe:
+        exe.asset_file_path("Execution_Asset", "model.pt")
+        exe.asset_file_path("Execution_Asset", "kept.txt").write_text("k")
+        exe.unregister_asset_file("Execution_Asset", "model.pt")
+        with pytest.raises(DerivaMLException, match="not registered for upload"):
+            exe.unregister_asset_file("Execution_Asset", "other.pt")
+    exe.upload_execution_outputs()
+    assert [a.filename for a in ml.list_assets("Execution_Asset")] == ["kept.txt"]
+    assert ml.lookup_execution(exe.execution_rid).status.value == "Completed"
+
+
+def test_source_removed_before_upload_is_reported_and_skipped(ml, workflow, tmp_path):
     src = tmp_path / "external.bin"
     src.write_bytes(b"external")
     with ml.create_execution(config(workflow)) as exe:
         exe.asset_file_path("Execution_Asset", src)  # symlinked
+        exe.asset_file_path("Execution_Asset", "other.bin").write_bytes(b"other")
     src.unlink()
-    with pytest.raises(DerivaMLUploadError, match=re.escape("external.bin")):
-        exe.upload_execution_outputs()
-    assert ml.list_assets("Execution_Asset") == []
-    src.write_bytes(b"external again")
     exe.upload_execution_outputs()
-    assert [a.md5 for a in ml.list_assets("Execution_Asset")] == [hashlib.md5(b"external again").hexdigest()]
+    assert [a.filename for a in ml.list_assets("Execution_Asset")] == ["other.bin"]
+    detail = ml.lookup_execution(exe.execution_rid).status_detail
+    assert "external.bin" in detail
 
 
 def test_errors_are_derivaml_exceptions(ml):

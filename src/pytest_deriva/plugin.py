@@ -247,6 +247,7 @@ class DerivaSession:
         self._session: pytest.Session | None = None
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
+        self.recovered: list[str] = []
         if self.is_worker:
             self.plan_dir = Path(config.workerinput["deriva_plan_dir"])  # type: ignore[attr-defined]
         else:
@@ -265,8 +266,37 @@ class DerivaSession:
         if self._planner is None:
             from pytest_deriva.sweep import RunPlanner
 
-            self._planner = RunPlanner(self.ml, self.plan_dir, dry_run=self.dry_run)
+            self._planner = RunPlanner(self.ml, self.plan_dir, dry_run=self.dry_run, lease=self.lease)
         return self._planner
+
+    @property
+    def lease(self) -> str | None:
+        """The liveness record of the session's owner: the controller's under xdist."""
+        if self.is_worker:
+            return self.config.workerinput.get("deriva_lease")  # type: ignore[attr-defined, no-any-return]
+        if self.dry_run:
+            return None
+        from pytest_deriva.execution._lease import own_lease
+
+        return own_lease(self.ml.working_dir)
+
+    def _recover(self) -> None:
+        """Close what stopped processes left unfinished here (a killed session, a killed worker)."""
+        if self.is_worker or self.dry_run or self.config.option.collectonly:
+            return
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.execution.recovery import recover
+
+        try:
+            lines = recover(self.ml)
+        except DerivaMLException as e:
+            lines = [f"recovery failed, tried again next time: {e}"]
+        self.recovered += lines
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and lines:
+            reporter.write_line("deriva: closed what a stopped process left unfinished:")
+            for line in lines:
+                reporter.write_line(f"  {line}")
 
     # -- reporting where we record ------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -279,6 +309,7 @@ class DerivaSession:
         _ = self.sweep  # a --deriva-sweep that does not parse is a usage error now
         if not self.is_worker:
             _ = self.ml  # a bad catalog is a usage error now, before anything runs
+            self._recover()
 
     # -- collection ---------------------------------------------------------------------------
     def _is_experiment_file(self, path: Path) -> bool:
@@ -650,6 +681,7 @@ class DerivaSession:
             return
         if not (self.plan_dir / "plan.json").exists():
             return
+        self._recover()  # a killed xdist worker's run, before its sweep is closed
         self.sweep_results = self.planner.finish()
         for result in self.sweep_results:
             self.config.hook.pytest_deriva_sweep_finished(config=self.config, result=result)
@@ -691,6 +723,7 @@ class _XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["deriva_plan_dir"] = str(self.session.plan_dir)
+        node.workerinput["deriva_lease"] = self.session.lease
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import DRY_RUN_RID
 from pytest_deriva.config._overrides import override_value
 from pytest_deriva.enums import Status
+from pytest_deriva.execution._lease import own_lease, release_parent
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.execution import Execution, format_duration
 from pytest_deriva.execution.workflow import Workflow
@@ -35,7 +36,17 @@ from pytest_deriva.execution.workflow import Workflow
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["PlannedRun", "RunPlanner", "RunSpec", "SweepResult", "overrides_of", "summarize_children"]
+__all__ = [
+    "PlannedRun",
+    "RunPlanner",
+    "RunSpec",
+    "SweepResult",
+    "abort_never_run",
+    "close_sweep",
+    "overrides_of",
+    "record_dir",
+    "summarize_children",
+]
 
 
 @dataclass
@@ -114,13 +125,21 @@ def summarize_children(statuses: Iterable[Status]) -> tuple[Status, str]:
     for s in statuses:
         counts[s] = counts.get(s, 0) + 1
         total += 1
+    if not total:
+        return Status.aborted, "no child was recorded"
     done = counts.get(Status.completed, 0)
     parts = [f"{done} of {total} completed"]
     for s in (Status.failed, Status.aborted, Status.pending, Status.running, Status.created, Status.initializing):
         if counts.get(s):
             parts.append(f"{counts[s]} {s.value.lower()}")
-    # Completed when every child completed; Failed otherwise (the summary says why).
-    status = Status.completed if done == total else Status.failed
+    # Completed when every child completed; Failed when one failed; Aborted when some never
+    # finished (interrupted, never run) and none failed. The summary says which.
+    if done == total:
+        status = Status.completed
+    elif counts.get(Status.failed):
+        status = Status.failed
+    else:
+        status = Status.aborted
     return status, ", ".join(parts)
 
 
@@ -131,13 +150,19 @@ class RunPlanner:
         ml: The catalog handle.
         plan_dir: A folder shared by every process of the session (made if missing).
         dry_run: Record nothing: executions get the RID ``0000``.
+        lease: The session owner's liveness record (default: this process's).
     """
 
-    def __init__(self, ml: DerivaML, plan_dir: Path, dry_run: bool = False) -> None:
+    def __init__(self, ml: DerivaML, plan_dir: Path, dry_run: bool = False, lease: str | None = None) -> None:
         self.ml = ml
         self.plan_dir = Path(plan_dir)
         self.plan_dir.mkdir(parents=True, exist_ok=True)
         self.dry_run = dry_run
+        # The liveness record of the process that owns the session (pytest's controller under
+        # xdist): while it lives, nobody else closes this plan's runs.
+        self.lease = lease
+        self._record_name: str | None = None  # the plan's record file, once written
+        self._noted: list[str] = []
         self.runs: dict[str, PlannedRun] = {}
         self.sweeps: dict[str, dict[str, Any]] = {}
         self._specs: dict[str, RunSpec] = {}
@@ -160,6 +185,7 @@ class RunPlanner:
                 else:
                     self._record(real)
                     self._save()
+                    self._save_record()
         for s in dry:
             self.runs[s.nodeid] = PlannedRun(s.nodeid, DRY_RUN_RID, self._child_description(s), s.params, s.sweep_key)
         return self.runs
@@ -193,7 +219,8 @@ class RunPlanner:
             by_sweep.setdefault(s.sweep_key, []).append(s)
         stamp = datetime.now().strftime("%H-%M-%S")
         # Runs of one workflow are recorded together (a few requests for all of them, not a
-        # dozen each), then every sweep's Parent/Child links in one insert.
+        # dozen each); as soon as their rows exist they are noted for a recovery and linked to
+        # their sweep's parent.
         batches: dict[int, list[tuple[RunSpec, str | None]]] = {}
         for key, members in by_sweep.items():
             first = members[0]
@@ -209,30 +236,68 @@ class RunPlanner:
                 }
             for s in sorted(members, key=lambda m: m.index):
                 batches.setdefault(id(s.workflow), []).append((s, parent_rid))
-        links: list[dict[str, Any]] = []
         for batch in batches.values():
             runs = []
             for s, _ in batch:
                 run_dir = str(s.index) if s.parametrized else stamp
                 config = s.configuration.model_copy(update={"description": self._child_description(s)})
                 runs.append((config, hydra_files(run_dir, s.params)))
-            rids = Execution.record_planned(self.ml, batch[0][0].workflow, runs)
+
+            def recorded(rids: list[str], batch: list[tuple[RunSpec, str | None]] = batch) -> None:
+                self._note(rids)
+                links = [
+                    {"Execution": parent, "Nested_Execution": rid, "Sequence": s.index}
+                    for (s, parent), rid in zip(batch, rids, strict=True)
+                    if parent is not None
+                ]
+                if links:
+                    self.ml.catalog.insert(self.ml.ml_schema, "Execution_Execution", links, on_conflict_skip=True)
+
+            rids = Execution.record_planned(self.ml, batch[0][0].workflow, runs, recorded=recorded)
             for (s, parent_rid), rid in zip(batch, rids, strict=True):
                 # Only the RID is kept: the execution is picked up again when it runs, so a plan
                 # of many children holds no Execution objects (memory flat in the sweep's size).
                 run = PlannedRun(s.nodeid, rid, self._child_description(s), s.params, s.sweep_key)
                 if parent_rid is not None:
                     run.parent_rid, run.sequence = parent_rid, s.index
-                    links.append({"Execution": parent_rid, "Nested_Execution": rid, "Sequence": s.index})
                 self.runs[s.nodeid] = run
-        if links:
-            self.ml.catalog.insert(self.ml.ml_schema, "Execution_Execution", links, on_conflict_skip=True)
 
     def _save(self) -> None:
         doc = {"sweeps": self.sweeps, "runs": {k: asdict(v) for k, v in self.runs.items()}}
         tmp = self.plan_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(doc, default=repr))
         os.replace(tmp, self.plan_file)
+
+    def _note(self, rids: list[str]) -> None:
+        """Record (for a recovery) the runs planned so far, as soon as their rows exist."""
+        self._noted += rids
+        self._save_record(self._noted)
+
+    @property
+    def _record_file(self) -> Path | None:
+        """The plan's record in the working directory, for a recovery after a crash."""
+        if self._record_name is None:
+            first = next(iter(self.runs.values()), None)
+            if first is None or first.execution_rid == DRY_RUN_RID:
+                return None
+            self._record_name = first.execution_rid
+        return record_dir(self.ml.working_dir) / f"{self._record_name}.json"
+
+    def _save_record(self, rids: list[str] | None = None) -> None:
+        rids = rids if rids is not None else [r.execution_rid for r in self.runs.values()]
+        if not rids or rids[0] == DRY_RUN_RID:
+            return
+        target = record_dir(self.ml.working_dir) / f"{self._record_name or rids[0]}.json"
+        self._record_name = target.stem
+        target.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "lease": self.lease or own_lease(self.ml.working_dir),
+            "runs": rids,
+            "sweeps": {info["parent_rid"]: {"started": info["started"]} for info in self.sweeps.values()},
+        }
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, target)
 
     def _load(self) -> None:
         doc = json.loads(self.plan_file.read_text())
@@ -254,28 +319,63 @@ class RunPlanner:
         """Close every sweep's parent: status from its children, summary, Duration spanning the sweep."""
         if not self.sweeps and self.plan_file.exists():
             self._load()
+        self._close_never_run()
         results = []
         for info in self.sweeps.values():
-            parent_rid = info["parent_rid"]
-            record = self.ml.lookup_execution(parent_rid)
-            children = record.list_nested_executions()
-            status, detail = summarize_children(c.status for c in children)
-            started = datetime.fromisoformat(info["started"])
-            duration = format_duration((datetime.now(UTC) - started).total_seconds())
-            record.update_status(status, detail, Duration=duration)
-            results.append(
-                SweepResult(
-                    parent_rid,
-                    info["description"],
-                    status,
-                    detail,
-                    [{"rid": c.execution_rid, "status": c.status.value, "duration": c.duration} for c in children],
-                )
-            )
+            result = close_sweep(self.ml, info["parent_rid"], datetime.fromisoformat(info["started"]))
+            result.description = info["description"]
+            results.append(result)
         return results
+
+    def _close_never_run(self) -> None:
+        """Planned runs still Pending when the session ends never ran (Ctrl-C, -x, --maxfail)."""
+        rids = [r.execution_rid for r in self.runs.values() if r.execution_rid != DRY_RUN_RID]
+        abort_never_run(self.ml, rids, "Not run: the session ended before it ran (interrupted or stopped early).")
+        if (target := self._record_file) is not None:
+            target.unlink(missing_ok=True)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.plan_dir, ignore_errors=True)
+
+
+def record_dir(working_dir: Path) -> Path:
+    """Where run plans are recorded until their session closes them (read by a recovery)."""
+    return Path(working_dir) / "plans"
+
+
+def abort_never_run(ml: DerivaML, rids: list[str], reason: str) -> list[str]:
+    """Set ``Aborted`` on those of ``rids`` that never started (``Created`` or ``Pending``); which."""
+    never: list[str] = []
+    for chunk in range(0, len(rids), 500):
+        rows = ml.catalog.select(
+            ml.ml_schema, "Execution", {"RID": rids[chunk : chunk + 500]}, columns=["RID", "Status"]
+        )
+        never += [r["RID"] for r in rows if r["Status"] in (Status.created.value, Status.pending.value)]
+    if never:
+        ml.catalog.update(
+            ml.ml_schema,
+            "Execution",
+            [{"RID": rid, "Status": Status.aborted.value, "Status_Detail": reason} for rid in never],
+            returning=False,
+        )
+    return never
+
+
+def close_sweep(ml: DerivaML, parent_rid: str, started: datetime | None) -> SweepResult:
+    """Set a sweep parent's status and summary from its children (and its Duration, when known)."""
+    record = ml.lookup_execution(parent_rid)
+    children = record.list_nested_executions()
+    status, detail = summarize_children(c.status for c in children)
+    extra = {"Duration": format_duration((datetime.now(UTC) - started).total_seconds())} if started else {}
+    record.update_status(status, detail, **extra)
+    release_parent(ml.working_dir, parent_rid)
+    return SweepResult(
+        parent_rid,
+        record.description or "",
+        status,
+        detail,
+        [{"rid": c.execution_rid, "status": c.status.value, "duration": c.duration} for c in children],
+    )
 
 
 def new_plan_dir() -> Path:

@@ -99,8 +99,14 @@ def load_credential(host: str, credential: Any = None) -> dict[str, Any] | None:
         return {"bearer-token": os.environ["DERIVA_TOKEN"]}
     from deriva.core import get_credential
 
+    # Where deriva's login tools write, as of now (HOME may have changed since deriva was imported).
+    webauthn, globus = (Path("~/.deriva", name).expanduser() for name in ("credential.json", "globus-credential.json"))
+    if not (webauthn.is_file() or globus.is_file()):
+        return None  # never logged in here (and get_credential would write an empty file there)
     try:
-        found = get_credential(host, update_bdbag_keychain=False)
+        found = get_credential(
+            host, credential_file=str(webauthn), globus_credential_file=str(globus), update_bdbag_keychain=False
+        )
     except Exception:
         found = None
     return dict(found) if found else None

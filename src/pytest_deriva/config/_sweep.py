@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva.enums import Status
+from pytest_deriva.execution._lease import release_parent
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.execution import format_duration
 from pytest_deriva.execution.record import ExecutionRecord
@@ -262,3 +263,5 @@ class SweepRecord:
         started = datetime.fromisoformat(doc["started"])
         duration = format_duration((datetime.now(UTC) - started).total_seconds())
         parent.update_status(status, detail, Duration=duration)
+        if doc.get("closed"):
+            release_parent(ml.working_dir, doc["parent_rid"])

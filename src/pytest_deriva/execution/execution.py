@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from pytest_deriva._faults import crash_point
 from pytest_deriva._rid import DRY_RUN_RID
 from pytest_deriva.catalog.model import Model, Table
 from pytest_deriva.catalog.port import StoredObject
@@ -40,7 +41,7 @@ from pytest_deriva.exceptions import (
     DerivaMLUploadError,
     DerivaMLValidationError,
 )
-from pytest_deriva.execution import _paths
+from pytest_deriva.execution import _lease, _paths
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.environment import environment_snapshot, redact_argv
 from pytest_deriva.execution.manifest import AssetEntry, AssetFilePath, AssetManifest
@@ -62,6 +63,7 @@ _METADATA_DESCRIPTIONS = {
 }
 _ENV_SNAPSHOT_DESCRIPTION = "Runtime environment: Python, platform and installed packages."
 _UPLOAD_FAILED = "Upload failed:"
+_FINAL = (Status.completed, Status.failed, Status.aborted)
 
 #: A status to write once files are recorded: status, detail and other Execution columns.
 _StatusChange = tuple[Status, str, Mapping[str, Any]]
@@ -182,8 +184,9 @@ class ExecutionBase:
                 )
             )
 
-        _paths.execution_root(self._working_dir, self.execution_rid)
+        root = _paths.execution_root(self._working_dir, self.execution_rid)
         if not self._dry_run:
+            _lease.claim(root, self._working_dir)  # this process runs it now; a recovery leaves it alone
             if reload and planned:
                 # Recorded Pending by record_planned in this session: its row is known, not read.
                 self._execution_record = ExecutionRecord(
@@ -198,8 +201,9 @@ class ExecutionBase:
             elif reload:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
-                # Running when restored: the process that ran it stopped before it finished.
-                self._unfinished = self._execution_record.status in (Status.running, Status.initializing)
+                # Not finished when restored (Created, Pending, Initializing, Running): the process
+                # that ran it stopped first. Only a run that finished is ever set Completed.
+                self._unfinished = self._execution_record.status not in _FINAL
             else:
                 self._execution_record = ExecutionRecord(
                     self.execution_rid,
@@ -267,6 +271,7 @@ class ExecutionBase:
         ml_object: DerivaML,
         workflow: Workflow,
         runs: Sequence[tuple[ExecutionConfiguration, Mapping[str, bytes]]],
+        recorded: Callable[[list[str]], None] | None = None,
     ) -> list[str]:
         """Record many executions of one workflow at once, each ``Pending`` with its metadata files
         (configuration, Hydra files, environment), as ``create_execution`` would one by one; their RIDs.
@@ -274,7 +279,8 @@ class ExecutionBase:
         A few requests for all of them rather than a dozen each: one insert of the rows, one
         object per new file, and one insert per table for the files' rows, links and types, then
         one update of the statuses. Inputs are checked before anything is written; dataset bags
-        are downloaded when an execution runs (:meth:`Execution` with ``reload=``).
+        are downloaded when an execution runs (:meth:`Execution` with ``reload=``). ``recorded``
+        is called with the RIDs as soon as the rows exist.
         """
         if not runs:
             return []
@@ -299,6 +305,9 @@ class ExecutionBase:
         )
         rids = [str(r["RID"]) for r in rows]
         try:
+            if recorded is not None:
+                recorded(rids)  # the caller notes them (for a recovery) before anything else
+            crash_point("plan:rows")
             links = [
                 {"Dataset": d.rid, "Execution": rid} for (c, _), rid in zip(runs, rids, strict=True) for d in c.datasets
             ]
@@ -398,6 +407,7 @@ class ExecutionBase:
         self.uploaded_assets = None
         # Upstream sets "Initializing" here; the model is running, so the record says so.
         self.update_status(Status.running, "Start execution ...")
+        crash_point("run:started")
 
     def _duration(self) -> str:
         self.stop_time = datetime.now()
@@ -545,6 +555,19 @@ class ExecutionBase:
         result._bind_manifest(manifest, key, validate)
         return result
 
+    def unregister_asset_file(self, asset_name: str, file_name: str) -> None:
+        """Take back a registration: the file ``file_name`` of asset table ``asset_name`` will not be
+        uploaded (a file registered up front that the run will not write). The file itself is kept."""
+        table = self._ml_object._asset_table(asset_name)
+        key = f"{table.name}/{_paths.checked_file_name(str(file_name))}"
+        manifest = self._get_manifest()
+        if key not in manifest.pending_assets():
+            raise DerivaMLValidationError(
+                f"{file_name!r} is not registered for upload in {table.name} by execution {self.execution_rid} "
+                f"(pending: {', '.join(sorted(manifest.pending_assets())) or 'none'})."
+            )
+        manifest.remove([key])
+
     def table_path(self, table: str) -> Path:
         """A CSV file whose rows are inserted into domain table ``table`` on upload."""
         for schema in self._ml_object.domain_schemas:
@@ -579,11 +602,12 @@ class ExecutionBase:
         groups: dict[tuple[str, str], list[tuple[str, AssetEntry, StoredObject, str]]] = {}
         for key, (entry, obj, filename) in stored.items():
             groups.setdefault((entry.schema, entry.asset_table), []).append((key, entry, obj, filename))
-        # A few requests per asset table, not per file: one look-up of existing rows by MD5, one
-        # insert of the new rows, one of the Output links and one of the types (skip on conflict).
+        # A few requests per asset table, not per file: one insert of the new rows (a look-up
+        # only for those already there), one of the Output links and one of the types.
         with cat.transaction():
             for (schema, table), items in groups.items():
                 rids.update(self._record_asset_table(ml._table(f"{schema}:{table}"), items))
+            crash_point("upload:recorded")
             if final_status is not None:
                 self._write_status(*final_status)
         return rids
@@ -604,13 +628,31 @@ class ExecutionBase:
         pending = manifest.pending_assets()
         errors: dict[str, str] = {}
         stored: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
+        missing = [
+            key
+            for key in pending
+            if not (
+                _paths.asset_dir(self._working_dir, self.execution_rid, key.split("/", 1)[0]) / key.split("/", 1)[1]
+            ).is_file()
+        ]
+        if missing:
+            # Registered but never written (a run stopped in between, or its source was removed):
+            # reported and dropped, never blocking the other files. The run did not do all it said.
+            self._logger.warning(
+                "Execution %s: registered but never written, not uploaded: %s", self.execution_rid, ", ".join(missing)
+            )
+            manifest.remove(missing)
+            pending = manifest.pending_assets()
+            if final_status is not None and final_status[0] is Status.completed:
+                final_status = (
+                    Status.aborted,
+                    f"Registered but never written: {', '.join(missing)}. The other files were uploaded.",
+                    final_status[2],
+                )
         total = len(pending)
         for n, (key, entry) in enumerate(pending.items(), start=1):
             table, filename = key.split("/", 1)
             src = _paths.asset_dir(self._working_dir, self.execution_rid, table) / filename
-            if not src.is_file():
-                errors[key] = f"{src} does not exist (registered but never written, or its source was removed)"
-                continue
             try:
                 obj = self._store(src, table, filename, max_retries, retry_delay)
             except (OSError, DerivaMLException) as e:
@@ -623,6 +665,7 @@ class ExecutionBase:
                 )
 
         rids: dict[str, str] = {}
+        crash_point("upload:stored")
         try:
             rids = self._record_assets(stored, None if errors else final_status)
         except DerivaMLException:
@@ -719,6 +762,7 @@ class ExecutionBase:
             if not keep_outcome:
                 self.update_status(Status.failed, f"{_UPLOAD_FAILED} {e}")
             raise
+        self._release()
         if clean_folder:
             self._clean_folder_contents(self.working_dir)
         return self.uploaded_assets
@@ -743,7 +787,8 @@ class ExecutionBase:
         :class:`DerivaMLUploadError` is raised with the file still pending.
         """
         status = Status(status)
-        closing = {"Duration": self._duration()}
+        started = self.start_time is not None  # a restored execution: its Duration is not known here
+        closing = {"Duration": self._duration()} if started else {}
         self._status = status
         if self._dry_run or self._execution_record is None:
             return self.upload_execution_outputs()
@@ -758,9 +803,15 @@ class ExecutionBase:
             except DerivaMLException as again:  # the catalog is gone too: a restore finishes the run
                 self._logger.error("Execution %s: status not recorded: %s", self.execution_rid, again)
             raise
+        self._release()
         if getattr(self._ml_object, "clean_execution_dir", True):
             self._clean_folder_contents(self.working_dir)
         return self.uploaded_assets
+
+    def _release(self) -> None:
+        """Nothing left to recover once the outcome is recorded and every file uploaded."""
+        if self.status in _FINAL and not self._get_manifest().pending_assets():
+            _lease.release(_paths.execution_root(self._working_dir, self.execution_rid))
 
     def upload_assets(self, assets_dir: str | Path) -> dict[str, Any]:
         """Upload every file in ``assets_dir``, a folder named like an asset table, as outputs

@@ -98,6 +98,8 @@ class AssetManifest:
         elif op == "uploaded":
             entry = self.assets[key]
             entry.state, entry.rid, entry.error = UploadState.uploaded, record["rid"], None
+        elif op == "removed":
+            self.assets.pop(key, None)
         elif op == "failed":
             entry = self.assets[key]
             entry.state, entry.error = UploadState.failed, record["error"]
@@ -144,6 +146,14 @@ class AssetManifest:
 
     def mark_failed(self, errors: Mapping[str, str]) -> None:
         records = [{"op": "failed", "key": k, "error": err} for k, err in errors.items()]
+        with self._lock:
+            self._write(records)
+            for r in records:
+                self._apply(r)
+
+    def remove(self, keys: Iterable[str]) -> None:
+        """Take registrations back (they will not be uploaded), in one write."""
+        records = [{"op": "removed", "key": k} for k in keys]
         with self._lock:
             self._write(records)
             for r in records:
