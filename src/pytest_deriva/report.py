@@ -1,18 +1,47 @@
-"""The end-of-run summary: a table per sweep and a line per single experiment."""
+"""The end-of-run summary: a table per sweep and a line per single experiment.
+
+Values of secret parameters (see :mod:`pytest_deriva._secrets`) are shown as ``***``, in the
+parameters column and in the test ids.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import ast
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from pytest_deriva._secrets import REDACTED, is_secret, redact_nodeid, redact_text
 
 if TYPE_CHECKING:
     from pytest_deriva.sweep import SweepResult
 
-__all__ = ["summary_lines"]
+__all__ = ["format_nodeid", "format_params", "summary_lines"]
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()) or "-"
+
+
+def _literal(text: Any) -> Any:
+    """A parameter shown as its ``repr`` (as the plugin passes them) back as its value."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """``a=1, token=***``: a run's parameters (shown as their ``repr``), secret ones hidden."""
+    return ", ".join(
+        f"{k}={REDACTED}" if is_secret(str(k)) else f"{k}={redact_text(str(v))}" for k, v in params.items()
+    )
+
+
+def format_nodeid(nodeid: str, params: Mapping[str, Any]) -> str:
+    """A run's test id with the values of its secret parameters hidden (``experiment_x[0.1-***]``)."""
+    return redact_nodeid(nodeid, {k: _literal(v) for k, v in params.items()})
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -51,7 +80,7 @@ def summary_lines(
         header = ("seq", "execution", "parameters", "status", "duration", "metrics", "outputs")
         table: list[tuple[str, ...]] = [(*header, "requests") if verbose else header]
         for r in children:
-            params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items())
+            params = format_params(r.get("params") or {})
             table.append(
                 (
                     str(r.get("sequence", "")),
@@ -67,9 +96,10 @@ def summary_lines(
         out += _table(table)
         out += _links(link, [parent, *(r["rid"] for r in children if r.get("rid"))])
     for r in singles:
+        nodeid = format_nodeid(str(r.get("nodeid", "")), r.get("params") or {})
         out.append(
             f"{r.get('rid') or '-'}  {r.get('status', '')}  {r.get('duration') or '-'}  "
-            f"{r.get('nodeid', '')}  {_fmt_metrics(r.get('metrics') or {})}  outputs: {r.get('outputs', 0)}"
+            f"{nodeid}  {_fmt_metrics(r.get('metrics') or {})}  outputs: {r.get('outputs', 0)}"
             + (f"  requests: {r.get('requests', 0)}" if verbose else "")
         )
         out += _links(link, [r["rid"]] if r.get("rid") else [])

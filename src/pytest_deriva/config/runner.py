@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 
+from pytest_deriva._secrets import REDACTED, is_secret, redact_text, secret_values
 from pytest_deriva.config._sweep import SweepRecord
 from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
 from pytest_deriva.config.loading import INJECTED, MODEL_GROUP, model_function, model_keywords
@@ -293,7 +294,11 @@ class _Signature:
         except ValidationError as e:
             reason = e.errors()[0].get("msg", str(e)) if e.errors() else str(e)
             shown = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-            return f"{name}: expects {shown}, got {value!r} ({type(value).__name__}): {reason}"
+            if is_secret(name):  # the message is printed and may be logged: never the value
+                got, reason = REDACTED, redact_text(reason, secret_values({name: value}), min_known=1)
+            else:
+                got = repr(value)
+            return f"{name}: expects {shown}, got {got} ({type(value).__name__}): {reason}"
         return None
 
     def refuse(self, problems: list[str], what: str) -> DerivaMLConfigurationError:
@@ -509,8 +514,11 @@ def run_model(
     except BaseException as e:
         # The execution ends Failed (or Aborted); what the model registered still uploads.
         status = Status.aborted if isinstance(e, KeyboardInterrupt) else Status.failed
-        detail = f"Interrupted: {type(e).__name__}" if status is Status.aborted else f"{type(e).__name__}: {e}"
-        _logger.error("Execution %s failed: %s: %s", execution.execution_rid, type(e).__name__, e)
+        # The message goes into the record (Status_Detail) and the log: without the values of
+        # the model's secret parameters, which an exception message may quote.
+        message = redact_text(str(e), secret_values(model_keywords(run_callable)))
+        detail = f"Interrupted: {type(e).__name__}" if status is Status.aborted else f"{type(e).__name__}: {message}"
+        _logger.error("Execution %s failed: %s: %s", execution.execution_rid, type(e).__name__, message)
         try:
             execution.end(status, detail, timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size)
         except Exception as again:

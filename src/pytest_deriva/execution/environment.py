@@ -2,7 +2,8 @@
 
 Only what describes the software is kept: Python, platform, installed distributions, and the
 values of a short allow-list of environment variables. Credentials never reach a record: other
-variables are not recorded at all, and argv entries that carry secrets are redacted.
+variables are not recorded at all, and the values of secret-looking arguments (and any secret in
+the allowed variables' values) are redacted by :mod:`pytest_deriva._secrets`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
+from pytest_deriva._secrets import SecretPolicy, current_policy, redact_argv, redact_text
+
 __all__ = ["environment_snapshot", "get_execution_environment", "redact_argv"]
 
 _ENV_ALLOW = re.compile(
     r"^(VIRTUAL_ENV|CONDA_DEFAULT_ENV|CONDA_PREFIX|PYTHONHASHSEED|PYTHONPATH|LANG|LC_ALL|TZ|"
     r"CUDA_VISIBLE_DEVICES|OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|"
-    r"DERIVA_ML_ALLOW_DIRTY|DERIVA_ML_DRY_RUN|CI)$"
+    r"DERIVA_ML_ALLOW_DIRTY|DERIVA_ML_DRY_RUN|DERIVA_SECRET_NAMES|DERIVA_NOT_SECRET|CI)$"
 )
-_SECRET = re.compile(r"(token|secret|pass|pwd|key|credential|auth|cookie|bearer)", re.IGNORECASE)
 _lock = threading.Lock()
 _cached: dict[str, Any] | None = None
-_snapshot: tuple[str, str] | None = None
+# The snapshot's name (fixed for the process) and, per secret policy, its text.
+_snapshot_name: str | None = None
+_snapshots: dict[SecretPolicy, str] = {}
 
 
 def _installed_distributions() -> dict[str, str]:
@@ -58,31 +62,18 @@ def _installed_distributions() -> dict[str, str]:
     return found
 
 
-def redact_argv(argv: list[str]) -> list[str]:
-    """``argv`` with values of secret-looking options replaced by ``***``."""
-    out: list[str] = []
-    redact_next = False
-    for arg in argv:
-        if redact_next:
-            out.append("***")
-            redact_next = False
-            continue
-        if arg.startswith("-") and _SECRET.search(arg):
-            if "=" in arg:
-                out.append(arg.split("=", 1)[0] + "=***")
-            else:
-                out.append(arg)
-                redact_next = True
-            continue
-        if "=" in arg and _SECRET.search(arg.split("=", 1)[0]):
-            out.append(arg.split("=", 1)[0] + "=***")
-            continue
-        out.append(re.sub(r"(://)[^/@\s]+@", r"\1***@", arg))
-    return out
-
-
 def get_execution_environment() -> dict[str, Any]:
-    """Python, platform and package versions of this process (computed once, then reused)."""
+    """Python, platform and package versions of this process (computed once, then reused), its
+    allowed environment variables and its arguments, secrets redacted."""
+    raw = _raw_environment()
+    return {
+        **raw,
+        "environment": {k: redact_text(v) for k, v in raw["environment"].items()},
+        "argv": redact_argv(raw["argv"]),
+    }
+
+
+def _raw_environment() -> dict[str, Any]:
     global _cached
     with _lock:
         if _cached is None:
@@ -102,7 +93,7 @@ def get_execution_environment() -> dict[str, Any]:
                 },
                 "packages": {name: version for name, version in dists},
                 "environment": {k: v for k, v in sorted(os.environ.items()) if _ENV_ALLOW.match(k)},
-                "argv": redact_argv(list(sys.argv)),
+                "argv": list(sys.argv),
             }
         return _cached
 
@@ -111,12 +102,17 @@ def environment_snapshot() -> tuple[str, str]:
     """The snapshot's file name ``environment_snapshot_<YYYYmmdd_HHMMSS>.txt`` and text, made once per process.
 
     Every execution of the process records the same name and bytes, so the catalog stores one
-    object and one ``Execution_Metadata`` row for it however many executions reference it.
+    object and one ``Execution_Metadata`` row for it however many executions reference it (the
+    bytes differ only if the secret policy is changed in between, as tests of it do).
     """
-    global _snapshot
-    env = get_execution_environment()
+    global _snapshot_name
+    policy = current_policy()
     with _lock:
-        if _snapshot is None:
-            name = f"environment_snapshot_{datetime.now().strftime('%Y%m%d_%H%M%S')}.txt"
-            _snapshot = (name, json.dumps(env, indent=1, sort_keys=True))
-        return _snapshot
+        if _snapshot_name is None:
+            _snapshot_name = f"environment_snapshot_{datetime.now().strftime('%Y%m%d_%H%M%S')}.txt"
+        name, text = _snapshot_name, _snapshots.get(policy)
+    if text is None:
+        text = json.dumps(get_execution_environment(), indent=1, sort_keys=True)
+        with _lock:
+            text = _snapshots.setdefault(policy, text)
+    return name, text
