@@ -545,7 +545,6 @@ def experiment_fails(ssn, auth_mode, ml_instance, execution):
 '''
 
 
-@pytest.mark.xfail(reason="needs call-site patch", strict=True)
 def test_parametrized_secrets_are_stored_nowhere(pytester: pytest.Pytester) -> None:
     root = make_project(
         pytester,
@@ -568,7 +567,6 @@ def experiment_model(token="none", lr=0.1, ml_instance=None, execution=None):
 """
 
 
-@pytest.mark.xfail(reason="needs call-site patch", strict=True)
 def test_a_swept_secret_is_stored_nowhere(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, {"experiment_model.py": MODEL})
     result = pytester.runpytest_subprocess(
@@ -597,7 +595,6 @@ def train(
 '''
 
 
-@pytest.mark.xfail(reason="needs call-site patch", strict=True)
 @pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
 def test_deriva_run_secrets_are_stored_nowhere(project: Path, multirun: bool) -> None:
     from test_config_project import run_git, subprocess_env, write_project

@@ -135,6 +135,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "hydra-zen config package (e.g. configs) for @pytest.mark.deriva(config=...) and +multirun= names.",
         default=None,
     )
+    parser.addini(
+        "deriva_secret_names",
+        "More parameter names whose values are secret, never recorded (comma-separated; env DERIVA_SECRET_NAMES).",
+        default="",
+    )
+    parser.addini(
+        "deriva_not_secret",
+        "Parameter names that are not secret although they look it (comma-separated; env DERIVA_NOT_SECRET).",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -234,7 +244,11 @@ class DerivaSession:
     """State and hooks of one ``--deriva-run`` session (registered only in that mode)."""
 
     def __init__(self, config: pytest.Config) -> None:
+        from pytest_deriva._secrets import configure
+
         self.config = config
+        # The project's secret names, for every record of the session (restored at unconfigure).
+        self._secrets_before = configure(config.getini("deriva_secret_names"), config.getini("deriva_not_secret"))
         self.catalog, self.catalog_source = _catalog_choice(config)
         self.dry_run = bool(config.getoption("deriva_dry_run"))
         self.allow_dirty = bool(config.getoption("deriva_allow_dirty"))
@@ -435,12 +449,21 @@ class DerivaSession:
             )
         return names
 
+    def pytest_make_parametrize_id(self, config: pytest.Config, val: object, argname: str) -> str | None:
+        from pytest_deriva._secrets import REDACTED, is_secret
+
+        # A secret's value is not shown in test ids: not in the terminal, the summary, the cache.
+        return REDACTED if is_secret(argname) else None
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if not self.sweep or not isinstance(metafunc.definition.parent, ExperimentModule | ExperimentClass):
             return
+        from pytest_deriva._secrets import REDACTED, is_secret
+
         names = list(self.sweep[0])
         values = [tuple(combo[n] for n in names) for combo in self.sweep]
-        ids = ["-".join(str(v) for v in row) for row in values]
+        shown = [[REDACTED if is_secret(n) else str(v) for n, v in zip(names, row, strict=True)] for row in values]
+        ids = ["-".join(row) for row in shown]
         metafunc.parametrize(names, values, ids=ids)
 
     def _describe(
@@ -579,10 +602,14 @@ class DerivaSession:
         )
         rid = experiment.run.execution_rid if experiment.run else None
         if rid and not self.dry_run:
+            from pytest_deriva._secrets import redact_text, secret_values
+
+            detail = redact_text(detail, secret_values(experiment.spec.params))
             self.ml.lookup_execution(rid).update_status(status, detail)
         self._property(item, experiment, rid, status.value, None, 0)
 
     def finish(self, item: pytest.Item, experiment: _Experiment) -> None:
+        from pytest_deriva._secrets import redact_text, secret_values
         from pytest_deriva.enums import Status
 
         exe = experiment.execution
@@ -602,7 +629,7 @@ class DerivaSession:
             status, detail = Status.failed, _crash_message(call)
             if not exe.dry_run:
                 exe.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata").write_text(
-                    call.longreprtext, encoding="utf-8"
+                    redact_text(call.longreprtext, secret_values(experiment.spec.params)), encoding="utf-8"
                 )
         metrics = _metrics(experiment.result, item)
         if metrics and not exe.dry_run:
@@ -612,6 +639,7 @@ class DerivaSession:
         outputs = 0
         try:
             # Files, then the outcome with its Duration, in the write that follows them.
+            detail = redact_text(detail, secret_values(experiment.spec.params))  # an error may quote a secret
             uploaded = exe.end(status, detail, progress_callback=self._progress)
             outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
         finally:
@@ -640,18 +668,21 @@ class DerivaSession:
         metrics: dict[str, Any] | None,
         outputs: int,
     ) -> None:
+        from pytest_deriva._secrets import is_secret, redact_nodeid, redact_text
+
+        params = experiment.spec.params
         run = experiment.run
         exe = experiment.execution
         item.user_properties.append(
             (
                 "deriva",
                 {
-                    "nodeid": item.nodeid,
+                    "nodeid": redact_nodeid(item.nodeid, params),
                     "rid": rid,
                     "status": status,
                     "parent": run.parent_rid if run else None,
                     "sequence": run.sequence if run else None,
-                    "params": {k: repr(v) for k, v in experiment.spec.params.items()},
+                    "params": {k: "***" if is_secret(k) else redact_text(repr(v)) for k, v in params.items()},
                     "description": experiment.spec.description,
                     "duration": _duration_of(exe),
                     "metrics": metrics or {},
@@ -707,6 +738,9 @@ class DerivaSession:
             terminalreporter.write_line(f"requests to {catalog.hostname} from this process: {catalog.request_count}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from pytest_deriva._secrets import restore_policy
+
+        restore_policy(self._secrets_before)
         if not self.is_worker and self._planner is not None:
             self._planner.cleanup()
         elif not self.is_worker:

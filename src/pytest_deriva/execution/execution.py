@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pytest_deriva._faults import crash_point
 from pytest_deriva._rid import DRY_RUN_RID
+from pytest_deriva._secrets import redact_file, redact_mapping, redact_text_file
 from pytest_deriva.catalog.model import Model, Table
 from pytest_deriva.catalog.port import StoredObject
 from pytest_deriva.dataset._execution import ExecutionDatasetMixin
@@ -992,7 +993,7 @@ def _metadata_items(
 
     for asset_type in {t.value for t in ExecMetadataType}:
         ml_object.lookup_term(MLVocab.asset_type, asset_type)
-    config = json.dumps(configuration.model_dump(mode="json")).encode()
+    config = json.dumps(redact_mapping(configuration.model_dump(mode="json"))).encode()
     add(
         "configuration.json",
         objects.put_bytes(config, table, "configuration.json"),
@@ -1022,7 +1023,7 @@ def _metadata_items(
         original = checked.rsplit("-", 1)[-1]
         add(
             checked,
-            objects.put_bytes(data, table, checked),
+            objects.put_bytes(redact_text_file(checked, data), table, checked),
             ExecMetadataType.hydra_config.value,
             _METADATA_DESCRIPTIONS.get(original),
         )
@@ -1031,9 +1032,10 @@ def _metadata_items(
         for f in sorted(Path(out).rglob("*")):
             if f.is_file():
                 name = _paths.checked_file_name(f"hydra-{Path(out).name}-{f.name}")
+                redacted = redact_file(f)  # the secrets of Hydra's files are not recorded; the files stay
                 add(
                     name,
-                    objects.put(f, table, name),
+                    objects.put(f, table, name) if redacted is None else objects.put_bytes(redacted, table, name),
                     ExecMetadataType.hydra_config.value,
                     _METADATA_DESCRIPTIONS.get(f.name),
                 )
