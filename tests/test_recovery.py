@@ -212,3 +212,29 @@ def test_a_live_process_runs_are_never_touched(project: Path) -> None:
     assert ml.lookup_execution(exe.execution_rid).status.value == "Running"
     exe.execution_stop()
     exe.upload_execution_outputs()
+
+
+def test_deriva_run_killed_is_recovered_by_the_next_deriva_run(project: Path, ml: DerivaML) -> None:
+    from test_cli import DERIVA_RUN, TIMEOUT
+    from test_config_project import subprocess_env, write_project
+
+    write_project(project)
+    command = [str(DERIVA_RUN)] if DERIVA_RUN.exists() else [sys.executable, "-m", "pytest_deriva.cli"]
+    args = [*command, "--config-dir", "configs", "model_config=fast"]
+
+    def deriva_run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=project, capture_output=True, text=True, timeout=TIMEOUT, env={**subprocess_env(), **env}
+        )
+
+    killed = deriva_run(PYTEST_DERIVA_CRASH_AT="run:started")
+    assert killed.returncode == -signal.SIGKILL
+    [first] = executions(ml)
+    assert first["Status"] == "Running"
+
+    done = deriva_run()
+    assert done.returncode == 0, done.stderr
+    assert f"deriva: closed what a stopped process left unfinished: {first['RID']}: Running -> Aborted" in done.stdout
+    after = statuses(ml)
+    assert after[first["RID"]][0] == "Aborted"
+    assert sorted(s for s, _ in after.values()) == ["Aborted", "Completed"]

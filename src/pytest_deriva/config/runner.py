@@ -424,6 +424,25 @@ def _workflow_for(workflow: Any, model: Any) -> Workflow:
 
 
 # -- run_model -----------------------------------------------------------------------------------
+_recovered: set[Path] = set()
+
+
+def _recover_once(ml: DerivaML) -> None:
+    """At a process's first run: finish what stopped processes left here (see ``execution.recovery``)."""
+    from pytest_deriva.execution.recovery import recover
+
+    if ml.working_dir in _recovered:
+        return
+    _recovered.add(ml.working_dir)
+    try:
+        lines = recover(ml)
+    except DerivaMLException as e:
+        _logger.error("Recovery of runs left unfinished failed (tried again next time): %s", e)
+        return
+    for line in lines:
+        print(f"deriva: closed what a stopped process left unfinished: {line}")
+
+
 def run_model(
     deriva_ml: Any,
     datasets: Any,
@@ -471,6 +490,8 @@ def run_model(
     run = hydra_run()
     wf = _workflow_for(workflow, run_callable)
     ml = _connect(config, ml_class)
+    if not dry_run:
+        _recover_once(ml)
     if run is not None and run.output_dir is not None:
         ml.hydra_runtime_output_dir = run.output_dir
     multirun = run is not None and run.multirun
