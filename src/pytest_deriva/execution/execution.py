@@ -188,29 +188,21 @@ class ExecutionBase:
         root = _paths.execution_root(self._working_dir, self.execution_rid)
         if not self._dry_run:
             _lease.claim(root, self._working_dir)  # this process runs it now; a recovery leaves it alone
-            if reload and planned:
-                # Recorded Pending by record_planned in this session: its row is known, not read.
-                self._execution_record = ExecutionRecord(
-                    self.execution_rid,
-                    workflow=self.workflow_rid,
-                    status=Status.pending,
-                    description=self.configuration.description,
-                    status_detail=_PLANNED,
-                    _ml_instance=ml_object,
-                    _logger=self._logger,
-                )
-            elif reload:
+            if reload and not planned:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
                 # Not finished when restored (Created, Pending, Initializing, Running): the process
                 # that ran it stopped first. Only a run that finished is ever set Completed.
                 self._unfinished = self._execution_record.status not in _FINAL
             else:
+                # Made just now, or recorded Pending by record_planned in this session: the row is
+                # known, not read.
                 self._execution_record = ExecutionRecord(
                     self.execution_rid,
                     workflow=self.workflow_rid,
-                    status=Status.created,
+                    status=Status.pending if planned else Status.created,
                     description=self.configuration.description,
+                    status_detail=_PLANNED if planned else None,
                     _ml_instance=ml_object,
                     _logger=self._logger,
                 )
