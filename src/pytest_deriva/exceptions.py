@@ -13,6 +13,7 @@ catches them all. Messages name the offending value and say what to do instead.
     │   │   └── DerivaMLInvalidTerm
     │   ├── DerivaMLTableTypeError
     │   ├── DerivaMLValidationError
+    │   │   └── DerivaMLInputError
     │   └── DerivaMLCycleError
     ├── DerivaMLExecutionError
     │   ├── DerivaMLWorkflowError
@@ -24,6 +25,8 @@ catches them all. Messages name the offending value and say what to do instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "DerivaMLConfigurationError",
     "DerivaMLCycleError",
@@ -32,6 +35,7 @@ __all__ = [
     "DerivaMLDirtyWorkflowError",
     "DerivaMLException",
     "DerivaMLExecutionError",
+    "DerivaMLInputError",
     "DerivaMLInvalidTerm",
     "DerivaMLManifestError",
     "DerivaMLNotFoundError",
@@ -105,6 +109,40 @@ class DerivaMLTableTypeError(DerivaMLDataError):
 
 class DerivaMLValidationError(DerivaMLDataError):
     """Input failed validation (bad RID, bad file name, bad metadata)."""
+
+
+class DerivaMLInputError(DerivaMLValidationError):
+    """A value given to the public API has the wrong type or form (a number for a name, a string
+    for a list); the message names the value and what is expected instead."""
+
+    @classmethod
+    def from_pydantic(cls, error: Any, model: str) -> DerivaMLInputError:
+        """One short line for a pydantic ``ValidationError`` raised building ``model``, instead of
+        its many lines and links: each problem as ``field = value: what is wrong`` (three at most)."""
+        problems = error.errors(include_url=False)
+        parts = []
+        for problem in problems[:3]:
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.get("loc", ())).lstrip(".")
+            shown = cls.shown(problem.get("input"))
+            if problem.get("type") == "string_pattern_mismatch" and where.rpartition(".")[2] == "rid":
+                what = "is not a RID; RIDs look like '1-ABCD'"
+            elif problem.get("type") == "missing":
+                what = "is required"
+                shown = ""
+            else:
+                what = str(problem.get("msg", "is not valid")).rstrip(".")
+                what = what[0].lower() + what[1:] if what else what
+            parts.append(f"{where or model}{' = ' + shown if shown else ''}: {what}")
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return cls(f"{model}: {'; '.join(parts)}{more}.")
+
+    @staticmethod
+    def shown(value: Any, limit: int = 60) -> str:
+        """``repr(value)``, shortened in the middle when long, so that a message stays one line."""
+        text = repr(value)
+        if len(text) <= limit:
+            return text
+        return f"{text[: limit // 2]}...{text[-limit // 4 :]} ({len(str(value))} characters)"
 
 
 class DerivaMLCycleError(DerivaMLDataError):

@@ -9,6 +9,14 @@ Layout of a catalog folder (default ``.deriva/`` at the project root)::
 
 Several processes may write at once (pytest-xdist workers, Hydra launchers): the database runs
 in WAL mode with a long busy timeout and every write is a ``BEGIN IMMEDIATE`` transaction.
+
+A folder the store cannot use is refused with one line naming it and what to do, before anything
+is written: a ``catalog.sqlite`` that is not a database, is truncated, is another program's, or
+was made by a newer version (``PRAGMA user_version`` and the ``format`` row say which), and a
+folder of other files. A catalog that cannot be written (its folder or database not writable, or
+without any write permission, which root would otherwise ignore), or opened with
+``read_only=True``, is read through SQLite's read-only modes and refuses every write with
+``DerivaMLReadOnlyError``.
 RIDs come from one catalog-wide sequence, so a RID names one row in one table. Every write
 appends the row as written to a history table under a snapshot number; reading "as of"
 a snapshot replays that history, which is what dataset versions pin.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -36,6 +45,7 @@ from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
     DerivaMLDataError,
     DerivaMLNotFoundError,
+    DerivaMLReadOnlyError,
     DerivaMLSchemaError,
     DerivaMLTableNotFound,
     DerivaMLValidationError,
@@ -44,7 +54,12 @@ from pytest_deriva.exceptions import (
 __all__ = ["CATALOG_FILE", "EmbeddedCatalog", "is_embedded_catalog"]
 
 CATALOG_FILE = "catalog.sqlite"
-_FORMAT = "pytest-deriva-embedded-2"
+# The version of the layout of catalog.sqlite: in the "format" row and in PRAGMA user_version
+# (which a later layout could keep even if it moved the row), so a newer catalog is recognized.
+_FORMAT_VERSION = 2
+_FORMAT = f"pytest-deriva-embedded-{_FORMAT_VERSION}"
+_FORMAT_RE = re.compile(r"pytest-deriva-embedded-(\d+)")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 # RID numbers are reserved in blocks, one counter update per block instead of one per row.
 _RID_BLOCK = 64
 # RIDs start at 1-0000 so they have the familiar grouped form.
@@ -146,19 +161,37 @@ def is_embedded_catalog(path: Path) -> bool:
     return (Path(path) / CATALOG_FILE).is_file()
 
 
+def _cannot_write(path: Path) -> bool:
+    """Not writable by this process, or by nobody at all: a file or folder someone made read-only
+    with ``chmod a-w`` is meant so, also for root (whom ``os.access`` lets write anyway)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
+def _has_wal_content(db: Path) -> bool:
+    wal = db.with_name(f"{db.name}-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
 class EmbeddedCatalog:
     """A catalog in a folder: SQLite for the tables, a file store for the objects.
 
     Args:
         path: The catalog folder. Created if it does not exist (unless ``create`` is False).
         create: Whether a missing catalog may be created.
+        read_only: Open an existing catalog for reading only: every write raises
+            ``DerivaMLReadOnlyError``. Also chosen when the folder or ``catalog.sqlite`` cannot be
+            written (see :attr:`read_only_reason`).
+
+    Raises:
+        DerivaMLConfigurationError: the folder cannot be used (a file, another program's files, a
+            corrupt, truncated or newer ``catalog.sqlite``); nothing has been written then.
     """
 
     hostname = "localhost"
     creates_on_demand = True
     request_count = 0  # no network
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path).expanduser().absolute()
         self.uri = str(self.path)
         self.catalog_id = str(self.path)
@@ -168,12 +201,25 @@ class EmbeddedCatalog:
             raise DerivaMLConfigurationError(
                 f"Catalog path {self.path} is a file, not a catalog folder; name a folder (default .deriva)."
             )
-        if not db.exists() and not create:
+        if db.exists() and not db.is_file():
             raise DerivaMLConfigurationError(
-                f"{self.path} is not an embedded catalog (no {CATALOG_FILE} in it); "
-                "name the folder that holds one, or let pytest-deriva create it."
+                f"The catalog in {self.path} cannot be used: {CATALOG_FILE} is not a file. "
+                "Name another folder for the catalog."
+            )
+        if not db.exists() and (read_only or not create):
+            raise DerivaMLConfigurationError(
+                f"{self.path} is not an embedded catalog (no {CATALOG_FILE} in it); name the folder that holds one"
+                + (", as a read-only catalog is never created." if read_only else ", or let pytest-deriva create it.")
             )
         self._db_path = db
+        #: Why the catalog is read-only (None: it is writable).
+        self.read_only_reason: str | None = None
+        if read_only:
+            self.read_only_reason = "opened with read_only=True"
+        elif db.exists() and _cannot_write(self.path):
+            self.read_only_reason = "its folder is not writable"
+        elif db.exists() and _cannot_write(db):
+            self.read_only_reason = f"{CATALOG_FILE} is not writable"
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -184,14 +230,26 @@ class EmbeddedCatalog:
         self._model: Model | None = None
         self._model_version = -1
         if db.exists():
+            self._check_file()
+            self._inspect()
             self._init_db()
         else:
             self._create()
-        self.objects = FileObjectStore(self.path)
+        self.objects = FileObjectStore(self.path, read_only=self.read_only)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (see :attr:`read_only_reason`)."""
+        return self.read_only_reason is not None
 
     def _refuse_foreign_folder(self) -> None:
         if self._db_path.exists():
             return
+        if (self.path / "objects").is_dir():  # made only after the database: this one was lost
+            raise DerivaMLConfigurationError(
+                f"The catalog in {self.path} has an object store (objects/) but no {CATALOG_FILE}: its database "
+                f"is missing. Restore {CATALOG_FILE} from a backup, or move the folder away to start a new catalog."
+            )
         strangers = [p.name for p in self.path.iterdir() if p.name not in _OWN_FILES]
         if strangers:
             raise DerivaMLConfigurationError(
@@ -206,6 +264,10 @@ class EmbeddedCatalog:
         except OSError as e:
             raise DerivaMLConfigurationError(f"Cannot create the catalog folder {self.path}: {e}") from e
         self._refuse_foreign_folder()  # before the lock file: a foreign folder is left untouched
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise DerivaMLConfigurationError(
+                f"Cannot create a catalog in {self.path}: the folder is not writable. Name a folder you can write to."
+            )
         with _creation_lock(self.path):
             if not self._db_path.exists():
                 self._refuse_foreign_folder()
@@ -214,17 +276,149 @@ class EmbeddedCatalog:
                     gi.write_text(_GITIGNORE)
             self._init_db()
 
+    # -- what the store cannot use -------------------------------------------------------------
+    def _unusable(self, problem: str) -> DerivaMLConfigurationError:
+        return DerivaMLConfigurationError(
+            f"The catalog in {self.path} cannot be used: {CATALOG_FILE} {problem}. Restore it from a backup, "
+            "or move the folder away (or name another) to start a new catalog; it was left as it is."
+        )
+
+    def _check_file(self) -> None:
+        """Refuse a ``catalog.sqlite`` that is not a whole SQLite database, from its first bytes,
+        before SQLite opens it (which would already write, for a writable catalog)."""
+        db = self._db_path
+        try:
+            size = db.stat().st_size
+            with db.open("rb") as f:
+                header = f.read(100)
+        except OSError as e:
+            raise DerivaMLConfigurationError(
+                f"Cannot read the catalog database {db}: {e.strerror}. Check its permissions."
+            ) from e
+        if size == 0:
+            return  # made, but stopped before its first write: created below, or refused if read-only
+        if not header.startswith(_SQLITE_MAGIC):
+            raise self._unusable("is not an SQLite database (corrupt, or overwritten by another program)")
+        if len(header) < 100:
+            raise self._unusable(f"is truncated ({size} bytes)")
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        # The header's page count is valid when the change counter and "version valid for" agree
+        # (SQLite's file format, section 1.3.8); while the WAL holds changes, leave it to SQLite.
+        if pages and header[24:28] == header[92:96] and not _has_wal_content(db) and size < pages * page_size:
+            raise self._unusable(f"is truncated ({size} of its {pages * page_size} bytes)")
+
+    def _database_error(self, e: sqlite3.Error, doing: str = "read") -> DerivaMLConfigurationError:
+        """A one-line error for what SQLite said while opening or reading the catalog."""
+        name = getattr(e, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return self._unusable(f"is corrupt ({e})")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return DerivaMLConfigurationError(
+                f"The catalog in {self.path} is locked by another program ({e}); let it finish, then run again."
+            )
+        if self.read_only and _has_wal_content(self._db_path):
+            return DerivaMLConfigurationError(
+                f"The read-only catalog in {self.path} cannot be read: {CATALOG_FILE}-wal holds changes SQLite "
+                f"cannot merge without writing ({e}). Open it once where it is writable, then read it here."
+            )
+        return DerivaMLConfigurationError(f"Cannot {doing} the catalog in {self.path}: {e} ({name or 'sqlite'}).")
+
+    def _inspect(self) -> None:
+        """Check the database's contents through a connection of its own, closed again before
+        the catalog is used or refused, so that a refused catalog is left as it was: SQLite
+        removes the -wal and -shm files it made for an ordinary connection when that closes, and
+        where changes wait in the WAL (those files exist already) a read-only one does not merge
+        them. Either takes SQLite's locks: a catalog another process is writing reads whole."""
+        try:
+            if _has_wal_content(self._db_path) and not self.read_only:
+                conn = sqlite3.connect(f"{self._db_path.as_uri()}?mode=ro", uri=True, timeout=60.0)
+            else:
+                conn = self._open()
+            try:
+                self._check_contents(conn)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise self._database_error(e) from e
+
+    def _check_contents(self, conn: sqlite3.Connection) -> None:
+        """Refuse, reading only, a database that is not one of our catalogs or is of a format this
+        version does not know. An empty one (a catalog being made) passes, unless read-only."""
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = None
+        if "_ermrest_meta" in tables:
+            row = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'format'").fetchone()
+        found = _FORMAT_RE.fullmatch(str(row[0])) if row else None
+        number = int(found[1]) if found else version
+        if number > _FORMAT_VERSION or version > _FORMAT_VERSION:
+            raise DerivaMLConfigurationError(
+                f"The catalog in {self.path} was made by a newer pytest-deriva (catalog format "
+                f"{max(number, version)}; this version reads format {_FORMAT_VERSION}). Upgrade pytest-deriva "
+                "(pip install -U pytest-deriva), or name another folder; it was left as it is."
+            )
+        if row is None:
+            if tables:
+                names = ", ".join(sorted(tables)[:5])
+                raise DerivaMLConfigurationError(
+                    f"{self._db_path} is an SQLite database of another program (tables {names}), not a catalog; "
+                    "name another folder for the catalog. It was left as it is."
+                )
+            if self.read_only:
+                raise DerivaMLConfigurationError(
+                    f"The catalog in {self.path} is empty ({CATALOG_FILE} has no tables) and read-only, so there "
+                    "is nothing to read; name the folder of a catalog."
+                )
+            return
+        if found is None:
+            raise DerivaMLConfigurationError(
+                f"{self._db_path} is of an unknown format {row[0]!r}, not a catalog this version reads "
+                f"({_FORMAT!r}); name another folder for the catalog. It was left as it is."
+            )
+        if number < _FORMAT_VERSION:
+            raise DerivaMLConfigurationError(
+                f"The catalog in {self.path} was made by an older pytest-deriva (catalog format {number}); this "
+                f"version reads format {_FORMAT_VERSION}. Use the version that made it, or name another folder."
+            )
+
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only_reason is not None:
+            raise DerivaMLReadOnlyError(
+                f"Cannot {what}: the catalog in {self.path} is read-only ({self.read_only_reason}). "
+                "Record in a writable catalog, or make this one writable."
+            )
+
     # -- connection and transactions ---------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        db = self._db_path
+        if self.read_only and (_cannot_write(self.path) or _cannot_write(db)):
+            # SQLite's read-only mode. Where even the folder cannot be written and no changes wait
+            # in the WAL, the file is immutable too: read without locks or the -shm index SQLite
+            # could not make there (SQLITE_READONLY_DIRECTORY), so nothing is made in the folder.
+            uri = f"{db.as_uri()}?mode=ro"
+            if _cannot_write(self.path) and not _has_wal_content(db):
+                uri += "&immutable=1"
+            return sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(db, timeout=60.0, isolation_level=None, check_same_thread=False)
+        if self.read_only:
+            # read_only=True on a catalog that could be written: an ordinary connection (so it reads
+            # what others commit meanwhile, and leaves no -wal or -shm behind), refusing writes too.
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
     def _connection(self) -> sqlite3.Connection:
         # A connection must not cross fork(): reopen in a child process (xdist, joblib).
         if self._conn is None or self._pid != os.getpid():
             try:
-                conn = sqlite3.connect(self._db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
+                conn = self._open()
+                conn.execute("PRAGMA busy_timeout = 60000")
+                conn.execute("PRAGMA foreign_keys = ON")
+                if not self.read_only:
+                    conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as e:
-                raise DerivaMLConfigurationError(f"Cannot open the catalog database {self._db_path}: {e}") from e
-            conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
+                raise self._database_error(e, "open") from e
             self._conn, self._pid, self._depth = conn, os.getpid(), 0
             self._rids, self._rids_reserved_here = [], False
         return self._conn
@@ -232,11 +426,20 @@ class EmbeddedCatalog:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        self._refuse_write("write")
         with self._lock:
             conn = self._connection()
             outer = self._depth == 0
             if outer:
-                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                        raise DerivaMLReadOnlyError(
+                            f"Cannot write: the catalog in {self.path} is read-only ({e}). "
+                            "Record in a writable catalog, or make this one writable."
+                        ) from e
+                    raise
                 self._rids_reserved_here = False
             self._depth += 1
             try:
@@ -262,6 +465,7 @@ class EmbeddedCatalog:
     @contextmanager
     def _write_scope(self, single_statement: bool) -> Iterator[None]:
         """A transaction, unless this is one statement outside any: SQLite makes that atomic by itself."""
+        self._refuse_write("write")
         if single_statement:
             with self._lock:
                 if self._depth == 0 and self._pid == os.getpid():
@@ -278,7 +482,14 @@ class EmbeddedCatalog:
         except sqlite3.OperationalError as e:
             if "no such table" in str(e):
                 self._model = None
+            if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                raise DerivaMLReadOnlyError(
+                    f"Cannot write: the catalog in {self.path} is read-only ({e}). "
+                    "Record in a writable catalog, or make this one writable."
+                ) from e
             raise DerivaMLDataError(f"Catalog database error: {e}.") from e
+        except sqlite3.DatabaseError as e:  # corrupt pages found only now: say so, with the folder
+            raise self._database_error(e) from e
 
     def close(self) -> None:
         with self._lock:
@@ -289,6 +500,13 @@ class EmbeddedCatalog:
     # -- set-up ------------------------------------------------------------------------------
     def _init_db(self) -> None:
         conn = self._connection()
+        if self.read_only:
+            try:
+                found = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'uuid'").fetchone()
+            except sqlite3.DatabaseError as e:
+                raise self._database_error(e) from e
+            self.catalog_uuid = str(found[0]) if found else ""
+            return
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             # Switching to WAL needs the database to itself: do it under the creation lock, and
             # look again there (the process that made the catalog may have just done it).
@@ -317,10 +535,9 @@ class EmbeddedCatalog:
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('next_rid', ?)", (str(_FIRST_RID_NUMBER),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model', ?)", (json.dumps({"schemas": {}}),))
                 conn.execute("INSERT INTO _ermrest_meta VALUES ('model_version', '0')")
-            elif row[0] != _FORMAT:
-                raise DerivaMLConfigurationError(
-                    f"{self._db_path} was written by an unknown format {row[0]!r}; this version reads {_FORMAT!r}."
-                )
+                conn.execute(f"PRAGMA user_version = {_FORMAT_VERSION}")
+            elif row[0] != _FORMAT:  # changed since _check_contents: checked again, the same way
+                self._check_contents(conn)
             found = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'uuid'").fetchone()
             # Identifies this catalog (not its path: a catalog made anew at a path is another one).
             self.catalog_uuid = str(found[0]) if found else ""
@@ -350,6 +567,7 @@ class EmbeddedCatalog:
         self._model = None
 
     def create_schema(self, name: str, comment: str | None = None) -> None:
+        self._refuse_write(f"create schema {name}")
         with self.transaction():
             doc = self.refresh_model().doc
             if name in doc["schemas"]:
@@ -373,6 +591,7 @@ class EmbeddedCatalog:
             k["names"] = [[schema if n[0] == "placeholder" else n[0], n[1]] for n in k.get("names") or []] or [
                 [schema, f"{tname}_{'_'.join(k['unique_columns'])}_key"]
             ]
+        self._refuse_write(f"create table {schema}:{tname}")
         with self.transaction():
             doc = self.refresh_model().doc
             if schema not in doc["schemas"]:
@@ -546,6 +765,7 @@ class EmbeddedCatalog:
         for row in rows:
             if not row.keys() <= t.columns.keys():
                 self._check_columns(t, row)
+        self._refuse_write(f"insert into {t.qualified_name}")
         sql, specs = self._insert_plan(t, on_conflict_skip)
         out: list[dict[str, Any]] = []
         with self._write_scope(len(rows) == 1):
@@ -586,6 +806,7 @@ class EmbeddedCatalog:
             if "RID" not in row:
                 raise DerivaMLValidationError(f"Rows to update in {t.qualified_name} need their RID: {dict(row)!r}")
             self._check_columns(t, row)
+        self._refuse_write(f"update {t.qualified_name}")
         names = list(t.columns)
         out = []
         with self._write_scope(len(rows) == 1):
@@ -689,6 +910,7 @@ class EmbeddedCatalog:
         if not where:
             raise DerivaMLValidationError(f"Refusing to delete every row of {t.qualified_name}: give a filter.")
         clause, params = self._where(t, where)
+        self._refuse_write(f"delete from {t.qualified_name}")
         with self.transaction():
             rids = [r[0] for r in self._exec(f'SELECT "RID" FROM {_q(t.qualified_name)}{clause}', params).fetchall()]
             if rids:

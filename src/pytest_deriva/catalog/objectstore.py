@@ -17,7 +17,12 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from pytest_deriva.catalog.port import StoredObject
-from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLNotFoundError, DerivaMLValidationError
+from pytest_deriva.exceptions import (
+    DerivaMLDataError,
+    DerivaMLNotFoundError,
+    DerivaMLReadOnlyError,
+    DerivaMLValidationError,
+)
 
 __all__ = ["FileObjectStore", "md5_of", "object_url", "parse_object_url"]
 
@@ -70,14 +75,15 @@ def parse_object_url(url: str) -> tuple[str, str, str]:
 
 
 class FileObjectStore:
-    """Objects in a folder, addressed by MD5."""
+    """Objects in a folder, addressed by MD5. A ``read_only`` store reads and refuses to store."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = root
+        self.read_only = read_only
         self._objects = root / "objects"
         self._incoming = root / "incoming"
         self._dirs: set[Path] = set()  # folders known to exist, to save mkdir calls
-        if not self._objects.exists():
+        if not self._objects.exists() and not read_only:
             # All 256 buckets at once, when the store is made, rather than one by one on the hot path.
             for i in range(256):
                 (self._objects / f"{i:02x}").mkdir(parents=True, exist_ok=True)
@@ -86,7 +92,15 @@ class FileObjectStore:
     def _object_path(self, md5: str) -> Path:
         return self._objects / md5[:2] / md5
 
+    def _refuse_write(self, filename: str) -> None:
+        if self.read_only:
+            raise DerivaMLReadOnlyError(
+                f"Cannot store {filename!r}: the catalog in {self.root} is read-only. "
+                "Record in a writable catalog, or make this one writable."
+            )
+
     def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
+        self._refuse_write(filename)
         source = Path(source)
         if not source.is_file():
             raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")
@@ -105,6 +119,7 @@ class FileObjectStore:
 
     def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
         """Store bytes held in memory (no source file needed)."""
+        self._refuse_write(filename)
         digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
         url = object_url(namespace, digest, filename)
         final = self._object_path(digest)

@@ -10,9 +10,11 @@ the server adapter, on a DERIVA server::
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ from pytest_deriva.enums import MLVocab, Status
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
     DerivaMLException,
+    DerivaMLInputError,
     DerivaMLInvalidTerm,
     DerivaMLNotFoundError,
     DerivaMLTableTypeError,
@@ -70,6 +73,61 @@ def _check_writable_dir(path: Path, what: str) -> Path:
     return path
 
 
+def _check_type(value: object, name: str, types: type | tuple[type, ...], expected: str) -> None:
+    """Refuse a value of the wrong type before anything is opened or made, naming it and what fits."""
+    if value is not None and not isinstance(value, types):
+        raise DerivaMLInputError(
+            f"DerivaML({name}={DerivaMLInputError.shown(value)}): a {type(value).__name__} is not {expected}."
+        )
+
+
+def _check_arguments(arguments: Mapping[str, object]) -> None:
+    """The types of ``DerivaML(...)``'s arguments, before anything is opened or made
+    (``catalog=123`` used to make a folder and then fail with an ``AttributeError``)."""
+    folder = (str, os.PathLike)
+    expected: dict[str, tuple[type | tuple[type, ...], str]] = {
+        "catalog": (
+            (*folder, CatalogPort),
+            "a catalog location; give a folder path (for example '.deriva'), "
+            "https://<host>/ermrest/catalog/<id>, or a catalog object",
+        ),
+        "catalog_id": ((str, int), "a catalog id; give a number such as 1"),
+        "hostname": (str, "a host name; give one such as 'deriva.example.org'"),
+        "working_dir": (folder, "a folder; give a path as a str or Path"),
+        "cache_dir": (folder, "a folder; give a path as a str or Path"),
+        "hydra_runtime_output_dir": (folder, "a folder; give a path as a str or Path"),
+        "domain_schema": (str, "a schema name; give a str"),
+        "project_name": (str, "a name; give a str"),
+        "ml_schema": (str, "a schema name; give a str such as 'deriva-ml'"),
+        "clean_execution_dir": (bool, "True or False"),
+        "read_only": (bool, "True or False"),
+    }
+    for name, (types, what) in expected.items():
+        value = arguments[name]
+        if value is not None and (not isinstance(value, types) or (name == "catalog_id" and isinstance(value, bool))):
+            shown = DerivaMLInputError.shown(value)
+            raise DerivaMLInputError(f"DerivaML({name}={shown}): a value of type {type(value).__name__} is not {what}.")
+
+
+def _read_only_work_folder(catalog: CatalogPort) -> Path:
+    """Where executions' files and downloads of a read-only catalog go, as not into it:
+    ``$XDG_CACHE_HOME/pytest-deriva/<catalog id>`` (``~/.cache/...``), else the temporary folder."""
+    key = catalog.catalog_uuid or hashlib.sha1(catalog.uri.encode(), usedforsecurity=False).hexdigest()[:16]
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser())
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    for folder in (cache_home / "pytest-deriva" / key, Path(tempfile.gettempdir()) / f"pytest-deriva-{uid}" / key):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    raise DerivaMLConfigurationError(
+        f"The catalog {catalog.uri} is read-only and no folder was found for its working and cache directories; "
+        "name folders you can write to with working_dir= and cache_dir=."
+    )
+
+
 def _server_work_folder(host: str, catalog_id: str) -> Path:
     """Where files of a server catalog's executions and downloads live by default:
     ``.deriva/servers/<host>/<id>`` at the project root, beside (and ignored like) the embedded store."""
@@ -92,10 +150,21 @@ class DerivaMLBase:
         hostname: A DERIVA server's host name.
         domain_schema: The schema for the project's own tables (default: the one domain schema
             the catalog has, else ``Domain``, created when first needed).
-        working_dir: Where executions keep their files (default ``<catalog>/work``).
-        cache_dir: Where downloads are cached (default ``<catalog>/cache``).
+        working_dir: Where executions keep their files (default ``<catalog>/work``; for a read-only
+            catalog ``$XDG_CACHE_HOME/pytest-deriva/<catalog id>/work``).
+        cache_dir: Where downloads are cached (default ``<catalog>/cache``; for a read-only catalog
+            beside the working directory).
         hydra_runtime_output_dir: Hydra's output folder of the current run, recorded with executions.
         clean_execution_dir: Remove an execution's folder after a successful upload.
+        read_only: Open an embedded catalog for reading only: queries, lookups and bag downloads
+            work, every write raises ``DerivaMLReadOnlyError``. A catalog whose folder or
+            ``catalog.sqlite`` is not writable (or has no write permission at all) is opened so
+            without being asked.
+
+    Raises:
+        DerivaMLInputError: an argument of the wrong type (``catalog=123``); nothing is made.
+        DerivaMLConfigurationError: a catalog that cannot be used (corrupt, truncated, from a
+            newer version, a folder of other files), with the folder and what to do.
     """
 
     def __init__(
@@ -113,7 +182,23 @@ class DerivaMLBase:
         logging_level: int = logging.WARNING,
         clean_execution_dir: bool = True,
         credential: Any = None,
+        read_only: bool = False,
     ) -> None:
+        _check_arguments(
+            {
+                "catalog": catalog,
+                "catalog_id": catalog_id,
+                "hostname": hostname,
+                "working_dir": working_dir,
+                "cache_dir": cache_dir,
+                "hydra_runtime_output_dir": hydra_runtime_output_dir,
+                "domain_schema": domain_schema,
+                "project_name": project_name,
+                "ml_schema": ml_schema,
+                "clean_execution_dir": clean_execution_dir,
+                "read_only": read_only,
+            }
+        )
         if hostname is not None or catalog_id is not None:
             host = hostname or os.fspath(catalog or "")  # type: ignore[arg-type]
             catalog = f"https://{host}/ermrest/catalog/{catalog_id}"
@@ -126,13 +211,16 @@ class DerivaMLBase:
             _check_writable_dir(Path(working_dir).expanduser().absolute(), "working directory")
         if cache_dir is not None:
             _check_writable_dir(Path(cache_dir).expanduser().absolute(), "cache directory")
-        self.catalog: CatalogPort = connect(catalog, credential=credential)
+        self.catalog: CatalogPort = connect(catalog, credential=credential, read_only=read_only)
         self.ml_schema = ml_schema
         self.project_name = project_name
         self.clean_execution_dir = clean_execution_dir
         self.credential = credential
         self.is_snapshot = False
-        base = self.catalog.local_path or _server_work_folder(self.catalog.hostname, self.catalog.catalog_id)
+        if self.read_only and (working_dir is None or cache_dir is None):
+            base = _read_only_work_folder(self.catalog)
+        else:
+            base = self.catalog.local_path or _server_work_folder(self.catalog.hostname, self.catalog.catalog_id)
         self.working_dir = _check_writable_dir(
             Path(working_dir or base / "work").expanduser().absolute(), "working directory"
         )
@@ -151,6 +239,11 @@ class DerivaMLBase:
     # -- catalog set-up ----------------------------------------------------------------------
     def _ensure_ml_schema(self) -> None:
         require_ml_schema(self.catalog, self.ml_schema)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the catalog was opened for reading only (its writes raise ``DerivaMLReadOnlyError``)."""
+        return bool(getattr(self.catalog, "read_only", False))
 
     @property
     def _full(self) -> DerivaML:
