@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -22,8 +22,11 @@ __all__ = [
     "EXPERIMENT_CLASS_PREFIX",
     "EXPERIMENT_PREFIX",
     "FIXTURE_NAMES",
+    "MARKER_KEYWORDS",
     "ExperimentClass",
     "ExperimentModule",
+    "check_marker",
+    "deriva_marker",
     "parametrized_names",
     "signature_proxy",
 ]
@@ -31,6 +34,82 @@ __all__ = [
 EXPERIMENT_PREFIX = "experiment_"
 EXPERIMENT_CLASS_PREFIX = "Experiment"
 FIXTURE_NAMES = ("ml_instance", "execution")
+
+
+def deriva_marker(
+    *,
+    datasets: Sequence[Any] | None = None,
+    assets: Sequence[Any] | None = None,
+    workflow_type: str | Sequence[str] | None = None,
+    description: str | None = None,
+    dry_run: bool = False,
+    config: str | None = None,
+) -> None:
+    """``@pytest.mark.deriva(...)``: the signature a marker's arguments are bound to (as
+    pytest-django checks its markers), so that a misspelt keyword and a value of the wrong type
+    fail the same clear way, at collection.
+
+    Args:
+        datasets: Input datasets: a list of RIDs, ``DatasetSpec`` objects or dicts.
+        assets: Input assets: a list of RIDs, ``AssetSpec`` objects or dicts.
+        workflow_type: A ``Workflow_Type`` term, or a list of them (default ``Training``).
+        description: The execution's description (default: the docstring's first line).
+        dry_run: Run without recording anything.
+        config: The name of a hydra-zen config giving the experiment's parameters.
+    """
+
+
+MARKER_KEYWORDS = frozenset(inspect.signature(deriva_marker).parameters)
+
+
+def _list_of(name: str, value: Any) -> None:
+    from pytest_deriva.exceptions import DerivaMLInputError
+
+    if value is None or (isinstance(value, Sequence) and not isinstance(value, str | bytes)):
+        return
+    shown = DerivaMLInputError.shown(value)
+    example = shown if isinstance(value, str) else "'1-ABCD'"
+    raise DerivaMLInputError(
+        f"@pytest.mark.deriva({name}={shown}) takes a list, not a value of type {type(value).__name__}; "
+        f"give a list, for example {name}=[{example}]."
+    )
+
+
+def _of_type(name: str, value: Any, kind: type, expected: str) -> None:
+    from pytest_deriva.exceptions import DerivaMLInputError
+
+    if value is not None and not isinstance(value, kind):
+        raise DerivaMLInputError(
+            f"@pytest.mark.deriva({name}={DerivaMLInputError.shown(value)}) takes {expected}, "
+            f"not a value of type {type(value).__name__}."
+        )
+
+
+def check_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of one ``deriva`` marker, checked against :func:`deriva_marker`.
+
+    Returns only the keywords given (the closest marker wins per keyword, so defaults are not
+    filled in). Raises ``DerivaMLInputError`` naming the keyword, the value and what it takes.
+    """
+    from pytest_deriva.exceptions import DerivaMLInputError
+    from pytest_deriva.execution.workflow import workflow_type_names
+
+    if args:
+        raise DerivaMLInputError(f"@pytest.mark.deriva takes keywords only, not {tuple(args)!r}.")
+    unknown = sorted(set(kwargs) - MARKER_KEYWORDS)
+    if unknown:
+        raise DerivaMLInputError(
+            f"unknown @pytest.mark.deriva keyword {', '.join(map(repr, unknown))}; "
+            f"the keywords are {', '.join(sorted(MARKER_KEYWORDS))}."
+        )
+    _list_of("datasets", kwargs.get("datasets"))
+    _list_of("assets", kwargs.get("assets"))
+    if kwargs.get("workflow_type") is not None:
+        workflow_type_names(kwargs["workflow_type"], "@pytest.mark.deriva workflow_type")
+    _of_type("description", kwargs.get("description"), str, "a str")
+    _of_type("dry_run", kwargs.get("dry_run"), bool, "True or False")
+    _of_type("config", kwargs.get("config"), str, "the name of a config (a str)")
+    return dict(kwargs)
 
 
 class ExperimentModule(pytest.Module):

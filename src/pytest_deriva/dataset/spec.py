@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 
 from pytest_deriva._rid import RID
 from pytest_deriva.dataset.version import DatasetVersion
+from pytest_deriva.exceptions import DerivaMLInputError
 
 __all__ = ["DatasetSpec"]
 
@@ -18,7 +19,8 @@ class DatasetSpec(BaseModel):
     fetch its files (``materialize``).
 
     ``version`` accepts ``"1.2.0"``, a :class:`DatasetVersion`, a 3-tuple or a
-    ``{"major", "minor", "patch"}`` dict and is kept as the text ``"1.2.0"``.
+    ``{"major", "minor", "patch"}`` dict and is kept as the text ``"1.2.0"``. A bad value is a
+    :class:`~pytest_deriva.exceptions.DerivaMLInputError` naming the field and the value.
 
     >>> DatasetSpec(rid="1-ABCD", version=(1, 2, 0)).version
     '1.2.0'
@@ -30,6 +32,16 @@ class DatasetSpec(BaseModel):
     version: str | None = None
     materialize: bool = True
     description: str = ""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[DatasetSpec]) -> DatasetSpec:
+        # One line naming the field and the value, not pydantic's page of text and links. A
+        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
 
     @model_validator(mode="before")
     @classmethod

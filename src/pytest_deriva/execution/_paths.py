@@ -10,13 +10,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from pytest_deriva.exceptions import DerivaMLValidationError
+from pytest_deriva.catalog.model import Table
+from pytest_deriva.exceptions import DerivaMLInputError, DerivaMLValidationError
 
 __all__ = [
+    "NAME_MAX",
     "asset_dir",
+    "check_asset_arguments",
     "checked_file_name",
     "execution_root",
     "feature_value_path",
@@ -25,6 +29,9 @@ __all__ = [
     "table_csv_path",
 ]
 
+#: The longest file name, in bytes, that the usual file systems take (ext4, XFS, APFS, NTFS in
+#: UTF-16 units); a longer one fails only when the file is made, as a bare ``OSError``.
+NAME_MAX = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 # Folders this process made, per execution folder, checked first so that the hot path makes no
 # mkdir system calls. Removing an execution's folder forgets them through forget().
@@ -44,18 +51,70 @@ def forget(root: Path) -> None:
     _known.pop(root, None)
 
 
-def checked_file_name(name: str, what: str = "file name") -> str:
+def _check_length(name: str, what: str) -> None:
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > NAME_MAX:
+        raise DerivaMLValidationError(
+            f"{what} {DerivaMLInputError.shown(name)} is {size} bytes long; a file name can have at most "
+            f"{NAME_MAX}. Give a shorter name."
+        )
+
+
+def checked_file_name(name: object, what: str = "file name") -> str:
     """Return ``name`` if it is a plain file name that stays inside its folder, else raise.
 
-    Several dots and spaces are fine (``my model.v2.pt``); separators, ``..``, absolute paths and
-    NUL bytes are not: a registered file never escapes its execution's folder.
+    Several dots and spaces are fine (``my model.v2.pt``); separators, ``..``, absolute paths,
+    NUL bytes and names longer than :data:`NAME_MAX` bytes are not: a registered file never
+    escapes its execution's folder, and a name is refused before any file is made.
     """
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or Path(name).is_absolute():
+    if not isinstance(name, str):
+        raise DerivaMLInputError(
+            f"{what} {DerivaMLInputError.shown(name)} ({type(name).__name__}) is not a file name; give a plain "
+            "file name as a string, for example 'model.pt'."
+        )
+    if not name:
+        raise DerivaMLValidationError(f"{what} is empty (''); give a plain file name, for example 'model.pt'.")
+    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or Path(name).is_absolute():
         raise DerivaMLValidationError(
             f"{what} {name!r} is not a plain file name; it must not contain '/', '\\\\', be '..' or be absolute. "
             "Give just the name, for example 'model.pt'."
         )
+    _check_length(name, what)
     return name
+
+
+def check_asset_arguments(asset_name: object, file_name: object, rename_file: object = None) -> None:
+    """The checks of ``Execution.asset_file_path``'s arguments that need no catalog: their types,
+    empty names and over-long names, before any path is looked at or anything is written.
+
+    Raises:
+        DerivaMLInputError: a value of the wrong type (``None`` for a table, a number for a name).
+        DerivaMLValidationError: an empty name, or a name longer than :data:`NAME_MAX` bytes.
+    """
+    if not isinstance(asset_name, str | Table):
+        raise DerivaMLInputError(
+            f"asset_name {DerivaMLInputError.shown(asset_name)} ({type(asset_name).__name__}) is not a table name; "
+            "give the name of an asset table as a string, for example 'Execution_Asset'."
+        )
+    if isinstance(asset_name, str) and not asset_name.strip():
+        raise DerivaMLInputError(
+            f"asset_name is empty ({asset_name!r}); give the name of an asset table, for example 'Execution_Asset'."
+        )
+    if isinstance(file_name, bytes) or not isinstance(file_name, str | os.PathLike):
+        raise DerivaMLInputError(
+            f"file_name {DerivaMLInputError.shown(file_name)} ({type(file_name).__name__}) is not a file name; give "
+            "a new file's plain name (for example 'model.pt') or the path of an existing file, as a string or Path."
+        )
+    text = os.fspath(file_name)
+    if not isinstance(text, str) or not text:
+        raise DerivaMLValidationError(
+            f"file_name is empty ({text!r}); give a new file's plain name (for example 'model.pt') or the path "
+            "of an existing file."
+        )
+    for part in Path(text).parts:  # no existing file has a longer name: refuse before stat() fails
+        _check_length(part, "file_name" if part == Path(text).name else "a folder in file_name")
+    if rename_file is not None:
+        checked_file_name(rename_file, "rename_file")
 
 
 def _segment(name: str, what: str) -> str:

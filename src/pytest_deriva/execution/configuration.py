@@ -9,14 +9,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pytest_deriva._rid import RID
 from pytest_deriva.dataset.spec import DatasetSpec
-from pytest_deriva.exceptions import DerivaMLValidationError
+from pytest_deriva.exceptions import DerivaMLInputError, DerivaMLValidationError
 from pytest_deriva.execution.workflow import Workflow
 
 __all__ = ["AssetRID", "AssetSpec", "ExecutionConfiguration"]
+
+
+def _entries(value: Any, field: str, example: str) -> list[Any]:
+    """The entries of a ``datasets``/``assets`` value: a list (or tuple, or Hydra ``ListConfig``).
+
+    A lone string is refused rather than iterated: ``datasets='1-ABCD'`` would otherwise be six
+    one-letter "RIDs". So is a lone mapping (its keys) and anything that is not a collection.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping | BaseModel) or not hasattr(value, "__iter__"):
+        shown = DerivaMLInputError.shown(value)
+        raise DerivaMLInputError(
+            f"{field}={shown} ({type(value).__name__}) is not a list; give a list, for example "
+            f"{field}=[{shown if isinstance(value, str) else example}]."
+        )
+    return list(value)
 
 
 @dataclass
@@ -45,6 +70,16 @@ class AssetSpec(BaseModel):
     asset_role: str = "Input"
     cache: bool = False
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[AssetSpec]) -> AssetSpec:
+        # One line naming the field and the value, not pydantic's page of text and links. A
+        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
+
     @model_validator(mode="before")
     @classmethod
     def _check_bare_rid(cls, data: Any) -> Any:
@@ -67,21 +102,30 @@ class ExecutionConfiguration(BaseModel):
     argv: list[str] = Field(default_factory=lambda: list(sys.argv))
     config_choices: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ExecutionConfiguration]
+    ) -> ExecutionConfiguration:
+        # One line naming the field and the value, not pydantic's page of text and links. A
+        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
+
     @field_validator("datasets", mode="before")
     @classmethod
     def _validate_datasets(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        return [dict(v) if isinstance(v, Mapping) and not isinstance(v, dict) else v for v in value]
+        entries = _entries(value, "datasets", "DatasetSpec(rid='1-ABCD', version='1.0.0')")
+        return [dict(v) if isinstance(v, Mapping) and not isinstance(v, dict) else v for v in entries]
 
     @field_validator("assets", mode="before")
     @classmethod
     def validate_assets(cls, value: Any) -> Any:
         """Normalize asset entries to :class:`AssetSpec` objects."""
-        if value is None:
-            return []
         result = []
-        for v in value:
+        for v in _entries(value, "assets", "AssetSpec(rid='1-ABCD')"):
             if isinstance(v, AssetSpec):
                 result.append(v)
             elif isinstance(v, AssetRID):

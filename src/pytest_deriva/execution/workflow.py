@@ -7,16 +7,26 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pytest_deriva._rid import RID
 from pytest_deriva.enums import MLVocab
 from pytest_deriva.exceptions import (
     DerivaMLDirtyWorkflowError,
     DerivaMLException,
+    DerivaMLInputError,
     DerivaMLReadOnlyError,
     DerivaMLWorkflowError,
 )
@@ -25,7 +35,7 @@ from pytest_deriva.execution._git import GitFileInfo, git_file_info, sanitize_re
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML, VocabularyTerm
 
-__all__ = ["Workflow"]
+__all__ = ["Workflow", "workflow_type_names"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Frames from these places are never "the workflow" when finding the calling script.
@@ -49,6 +59,36 @@ _SKIP_PARTS = (
 
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def workflow_type_names(value: object, what: str = "workflow_type") -> list[str]:
+    """``value`` as a list of ``Workflow_Type`` names: one name, or a list of them.
+
+    Checked here, at the public boundary (``Workflow``, ``create_workflow``, the ``deriva``
+    marker), so that ``workflow_type=42`` says what is wrong instead of ``'int' object is not
+    iterable`` and ``"Training"`` is never taken apart into letters.
+
+    Raises:
+        DerivaMLInputError: anything but a non-empty name or a non-empty list of them.
+    """
+    expected = "give a Workflow_Type term such as 'Training', or a list of them"
+    if isinstance(value, str):
+        names = [value]
+    elif isinstance(value, bytes | Mapping) or not hasattr(value, "__iter__"):
+        raise DerivaMLInputError(
+            f"{what}={DerivaMLInputError.shown(value)} ({type(value).__name__}) is not a workflow type; {expected}."
+        )
+    else:
+        names = list(value)
+        if not names:
+            raise DerivaMLInputError(f"{what} is an empty list; {expected}.")
+    for name in names:
+        if not isinstance(name, str):
+            shown = DerivaMLInputError.shown(name)
+            raise DerivaMLInputError(f"{what} holds {shown} ({type(name).__name__}), not a name; {expected}.")
+        if not name.strip():
+            raise DerivaMLInputError(f"{what} holds an empty name ({name!r}); {expected}.")
+    return names
 
 
 def _calling_script() -> Path:
@@ -101,10 +141,20 @@ class Workflow(BaseModel):
     _registered: tuple[str, tuple[str, ...]] | None = PrivateAttr(default=None)
     _logger: logging.Logger = PrivateAttr(default_factory=lambda: logging.getLogger("pytest_deriva"))
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Workflow]) -> Workflow:
+        # One line naming the field and the value, not pydantic's page of text and links. A
+        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
+
     @field_validator("workflow_type", mode="before")
     @classmethod
-    def _normalize_workflow_type(cls, v: str | list[str]) -> list[str]:
-        return [v] if isinstance(v, str) else list(v)
+    def _normalize_workflow_type(cls, v: object) -> list[str]:
+        return workflow_type_names(v)
 
     # -- catalog-bound attributes ------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -116,7 +166,7 @@ class Workflow(BaseModel):
                 ml = private["_ml_instance"]
                 ml.catalog.update(ml.ml_schema, "Workflow", [{"RID": self.rid, "Description": value}])
             elif name == "workflow_type":
-                value = [value] if isinstance(value, str) else list(value)
+                value = workflow_type_names(value)
                 self._update_workflow_types_in_catalog(value)
         super().__setattr__(name, value)
 

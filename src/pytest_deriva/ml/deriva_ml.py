@@ -514,10 +514,9 @@ class DerivaMLBase:
         allow_dirty: bool = False,
     ) -> Workflow:
         """A workflow for the calling script (or ``source_path``), its types checked against the catalog."""
-        from pytest_deriva.execution.workflow import Workflow
+        from pytest_deriva.execution.workflow import Workflow, workflow_type_names
 
-        types = [workflow_type] if isinstance(workflow_type, str) else list(workflow_type)
-        types = [self.lookup_term(MLVocab.workflow_type, t).name for t in types]
+        types = [self.lookup_term(MLVocab.workflow_type, t).name for t in workflow_type_names(workflow_type)]
         return Workflow(
             name=name,
             workflow_type=types,
