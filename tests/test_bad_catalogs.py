@@ -42,6 +42,13 @@ def experiment_single(execution):
 """
 
 
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a read-only catalog's work and cache folders go by default: not the real ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "xdg-cache"
+
+
 # -- a real catalog, and what is in its folder ---------------------------------------------------
 def record_something(ml: DerivaML, source: Path) -> dict[str, str]:
     """One finished execution with an output file, and a dataset version holding an image asset."""
@@ -350,16 +357,15 @@ def counts(folder: Path) -> dict[str, int]:
     return out
 
 
-def test_read_only_option_reads_and_refuses_writes(good_catalog, project, tmp_path, monkeypatch):
+def test_read_only_option_reads_and_refuses_writes(good_catalog, project, cache_home):
     folder, made = good_catalog
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     before = folder_state(folder)
     rows = counts(folder)
     ml = DerivaML(folder, read_only=True)
     assert ml.read_only
     assert ml.catalog.read_only_reason == "opened with read_only=True"
     assert not ml.working_dir.is_relative_to(folder)  # its work and cache are elsewhere, by default
-    assert ml.cache_dir.is_relative_to(tmp_path / "xdg" / "pytest-deriva")
+    assert ml.cache_dir.is_relative_to(cache_home / "pytest-deriva")
     reads_work(ml, made)
     writes_are_refused(ml, folder, project / "train.py")
     ml.catalog.close()
