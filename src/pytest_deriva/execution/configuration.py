@@ -149,7 +149,8 @@ class ExecutionConfiguration(BaseModel):
 
         Raises:
             FileNotFoundError: If there is no such file.
-            ValueError: If the file is not valid JSON or not a configuration.
+            ValueError: If the file is not valid JSON.
+            DerivaMLInputError: If it is not a configuration (a field of the wrong type or form).
         """
         with Path(path).open(encoding="utf-8") as fd:
             try:
