@@ -291,7 +291,6 @@ def test_under_pytest_a_folder_of_other_files_is_a_usage_error(pytester):
     assert sorted(p.name for p in folder.iterdir()) == ["table.csv"]
 
 
-@pytest.mark.xfail(reason="needs plugin/execution patch", strict=True)
 def test_under_pytest_an_empty_catalog_option_is_a_usage_error_not_the_default(pytester):
     root = make_project(pytester, {"experiment_single.py": SINGLE})
     result = pytester.runpytest("--deriva-run", "--deriva-catalog=")

@@ -364,7 +364,6 @@ class Bench:
     fresh: Path  # a catalog folder no row may create
 
 
-NEEDS_PATCH = pytest.mark.xfail(reason="needs plugin/execution patch", strict=True)
 LONG = "m" * 300  # bytes too: 300 > 255
 LONG_UTF8 = "é" * 130  # 130 characters, 260 bytes
 
@@ -524,49 +523,42 @@ BAD_INPUTS = [
         lambda b: b.exe.asset_file_path(None, "model.pt"),
         DerivaMLInputError,
         r"asset_name None \(NoneType\) is not a table name",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, None)",
         lambda b: b.exe.asset_file_path("Execution_Asset", None),
         DerivaMLInputError,
         r"file_name None \(NoneType\) is not a file name",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, 42)",
         lambda b: b.exe.asset_file_path("Execution_Asset", 42),
         DerivaMLInputError,
         r"file_name 42 \(int\)",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, '')",
         lambda b: b.exe.asset_file_path("Execution_Asset", ""),
         DerivaMLValidationError,
         r"file_name is empty \(''\)",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, 300 characters)",
         lambda b: b.exe.asset_file_path("Execution_Asset", LONG),
         DerivaMLValidationError,
         r"file_name 'mmm.*' \(300 characters\) is 300 bytes long; a file name can have at most 255",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, 260 bytes of UTF-8)",
         lambda b: b.exe.asset_file_path("Execution_Asset", LONG_UTF8),
         DerivaMLValidationError,
         r"is 260 bytes long",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(table, rename_file=42)",
         lambda b: b.exe.asset_file_path("Execution_Asset", "model.pt", rename_file=42),
         DerivaMLInputError,
         r"rename_file 42 \(int\) is not a file name",
-        NEEDS_PATCH,
     ),
     row(
         "asset_file_path(existing, rename_file of 300 characters)",
@@ -694,7 +686,6 @@ def test_the_table_has_the_inputs_issue_9_names():
 
 
 # -- the marker's keywords through pytest: a collection error naming the value, never a traceback --
-@NEEDS_PATCH
 @pytest.mark.parametrize(
     ("marker", "message"),
     [

@@ -27,6 +27,7 @@ from pytest_deriva.collect import (
     ExperimentClass,
     ExperimentModule,
     accepted_kwargs,
+    check_marker,
     parametrized_names,
     signature_proxy,
 )
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec, SweepResult
 
 DEFAULT_EXPERIMENT_FILES = ["experiment_*.py", "*_experiment.py", "*_experiments.py"]
-MARKER_KEYWORDS = frozenset({"datasets", "assets", "workflow_type", "description", "dry_run", "config"})
 DEFAULT_WORKFLOW_TYPE = "Training"
 _LARGE_UPLOAD = 50 * 2**20  # bytes; uploads of larger files are reported as they finish
 
@@ -164,8 +164,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _catalog_choice(config: pytest.Config) -> tuple[str, str]:
     """The catalog location and where the choice came from: option > environment > ini > default."""
-    if config.getoption("deriva_catalog"):
-        return str(config.getoption("deriva_catalog")), "--deriva-catalog"
+    option = config.getoption("deriva_catalog")
+    if option is not None:
+        if not str(option).strip():  # --deriva-catalog= (say, an unset shell variable) is not the default
+            raise pytest.UsageError(
+                "--deriva-catalog is empty; name a catalog folder or https://<host>/ermrest/catalog/<id>, "
+                "or leave the option out for the default (.deriva at the rootdir)."
+            )
+        return str(option), "--deriva-catalog"
     if os.environ.get("DERIVA_CATALOG"):
         return os.environ["DERIVA_CATALOG"], "DERIVA_CATALOG"
     ini = config.getini("deriva_catalog")
@@ -374,20 +380,14 @@ class DerivaSession:
         marks = [*collector.iter_markers("deriva")][::-1] + [
             m for m in getattr(func, "pytestmark", []) if m.name == "deriva"
         ]
+        from pytest_deriva.exceptions import DerivaMLException
+
         options: dict[str, Any] = {}
         for mark in marks:
-            if mark.args:
-                pytest.fail(
-                    f"{collector.nodeid}::{name}: @pytest.mark.deriva takes keywords only, not {mark.args!r}.", False
-                )
-            unknown = sorted(set(mark.kwargs) - MARKER_KEYWORDS)
-            if unknown:
-                pytest.fail(
-                    f"{collector.nodeid}::{name}: unknown @pytest.mark.deriva keyword {', '.join(map(repr, unknown))}; "
-                    f"the keywords are {', '.join(sorted(MARKER_KEYWORDS))}.",
-                    pytrace=False,
-                )
-            options.update(mark.kwargs)
+            try:
+                options.update(check_marker(mark.args, mark.kwargs))  # keywords and their types
+            except DerivaMLException as e:
+                pytest.fail(f"{collector.nodeid}::{name}: {e}", pytrace=False)
         return options
 
     @property

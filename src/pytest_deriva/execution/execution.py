@@ -478,6 +478,7 @@ class ExecutionBase:
             DerivaMLInvalidTerm: an asset type is not an ``Asset_Type`` term.
             DerivaMLValidationError: a name that would leave the folder, or unknown metadata columns.
         """
+        _paths.check_asset_arguments(asset_name, file_name, rename_file)  # types, empty and long names
         table = self._ml_object._asset_table(asset_name)
         types = asset_types or kwargs.pop("Asset_Type", None) or table.name
         type_list = [types] if isinstance(types, str) else list(types)

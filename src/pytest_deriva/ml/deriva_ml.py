@@ -688,6 +688,16 @@ class DerivaMLBase:
         rows = self.catalog.select(self.ml_schema, "Execution", where, order_by=["RCT"])
         return [ExecutionRecord._from_row(r, self._full) for r in rows]
 
+    def recover(self) -> list[str]:
+        """Finish what processes that stopped (killed, crashed) left unfinished in this handle's
+        working directory: their running executions get the files they wrote uploaded and end
+        ``Aborted`` with the reason, never-started ones end ``Aborted``, sweep parents are
+        recomputed. Runs of live processes are left alone. Returns what was done, a line each.
+        ``pytest --deriva-run`` and ``deriva-run`` do this when they start."""
+        from pytest_deriva.execution.recovery import recover
+
+        return recover(self._full)
+
     def restore_execution(self, execution_rid: str | None = None) -> Execution:
         """An :class:`Execution` for one recorded earlier, with its files and manifest, e.g. to
         upload what a crash left pending. Without a RID, the one execution in the working directory."""
