@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
+from pytest_deriva._checked import CheckedModel
 from pytest_deriva._rid import RID
 from pytest_deriva.dataset.version import DatasetVersion
-from pytest_deriva.exceptions import DerivaMLInputError
 
 __all__ = ["DatasetSpec"]
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(CheckedModel):
     """A dataset input: its RID, the version to read (``None``: the current one) and whether to
     fetch its files (``materialize``).
 
@@ -32,16 +32,6 @@ class DatasetSpec(BaseModel):
     version: str | None = None
     materialize: bool = True
     description: str = ""
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[DatasetSpec]) -> DatasetSpec:
-        # One line naming the field and the value, not pydantic's page of text and links. A
-        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
-        try:
-            return handler(data)
-        except ValidationError as e:
-            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
 
     @model_validator(mode="before")
     @classmethod

@@ -13,12 +13,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from pytest_deriva._checked import CheckedModel
 from pytest_deriva._rid import RID
 from pytest_deriva.dataset.spec import DatasetSpec
 from pytest_deriva.exceptions import DerivaMLInputError, DerivaMLValidationError
@@ -61,7 +60,7 @@ class AssetRID(str):
         return obj
 
 
-class AssetSpec(BaseModel):
+class AssetSpec(CheckedModel):
     """An input asset: its RID, role, and whether to cache the download by MD5 (``cache``)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -70,23 +69,13 @@ class AssetSpec(BaseModel):
     asset_role: str = "Input"
     cache: bool = False
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[AssetSpec]) -> AssetSpec:
-        # One line naming the field and the value, not pydantic's page of text and links. A
-        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
-        try:
-            return handler(data)
-        except ValidationError as e:
-            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
-
     @model_validator(mode="before")
     @classmethod
     def _check_bare_rid(cls, data: Any) -> Any:
         return {"rid": data} if isinstance(data, str) else data
 
 
-class ExecutionConfiguration(BaseModel):
+class ExecutionConfiguration(CheckedModel):
     """Everything an execution is configured with: input datasets and assets, workflow, description.
 
     ``assets`` accepts plain RID strings, :class:`AssetRID`, :class:`AssetSpec`, dicts with
@@ -101,18 +90,6 @@ class ExecutionConfiguration(BaseModel):
     description: str = ""
     argv: list[str] = Field(default_factory=lambda: list(sys.argv))
     config_choices: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _one_line_errors(
-        cls, data: Any, handler: ModelWrapValidatorHandler[ExecutionConfiguration]
-    ) -> ExecutionConfiguration:
-        # One line naming the field and the value, not pydantic's page of text and links. A
-        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
-        try:
-            return handler(data)
-        except ValidationError as e:
-            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
 
     @field_validator("datasets", mode="before")
     @classmethod

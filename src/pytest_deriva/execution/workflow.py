@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
-    ModelWrapValidatorHandler,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from pytest_deriva._checked import CheckedModel
 from pytest_deriva._rid import RID
 from pytest_deriva.enums import MLVocab
 from pytest_deriva.exceptions import (
@@ -110,7 +108,7 @@ def _calling_script() -> Path:
     )
 
 
-class Workflow(BaseModel):
+class Workflow(CheckedModel):
     """A computational workflow: name, type(s), and where its code is.
 
     Built without ``url``, it identifies its source file (``source_path``, or else the calling
@@ -140,16 +138,6 @@ class Workflow(BaseModel):
     # (catalog, types) this object was last recorded with, so that add_workflow runs once per handle.
     _registered: tuple[str, tuple[str, ...]] | None = PrivateAttr(default=None)
     _logger: logging.Logger = PrivateAttr(default_factory=lambda: logging.getLogger("pytest_deriva"))
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _one_line_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Workflow]) -> Workflow:
-        # One line naming the field and the value, not pydantic's page of text and links. A
-        # validator rather than __init__, so that hydra-zen still sees the fields as the signature.
-        try:
-            return handler(data)
-        except ValidationError as e:
-            raise DerivaMLInputError.from_pydantic(e, cls.__name__) from None
 
     @field_validator("workflow_type", mode="before")
     @classmethod
