@@ -61,6 +61,11 @@ def nothing_left_behind(root: Path) -> None:
     assert [p.name for p in (work / "leases").glob("*-*")] == [] if (work / "leases").exists() else True
     store = root / ".deriva"
     assert not list(store.glob("incoming/.incoming-*")) + list(store.glob("objects/*/.incoming-*"))
+    with catalog(store) as ml:  # every stored object is a recorded file: no orphans
+        referenced = {
+            r["MD5"] for t in ml.model.asset_tables() for r in ml.catalog.select(t.schema.name, t.name, columns=["MD5"])
+        }
+    assert {f.name for f in store.glob("objects/??/*")} <= referenced
 
 
 def run_again(pytester: pytest.Pytester) -> pytest.RunResult:

@@ -16,6 +16,7 @@ __all__ = ["POINTS", "crash_point"]
 #: Every point, in lifecycle order.
 POINTS = (
     "plan:rows",  # a run plan's Execution rows inserted, their metadata files not yet
+    "plan:stored",  # the plan's metadata files stored, their rows not yet
     "run:started",  # an execution set Running
     "upload:stored",  # a run's files stored, their rows not yet
     "upload:recorded",  # a run's file rows recorded, its outcome not yet

@@ -20,7 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["claim", "describe", "is_alive", "lease_dir", "own_lease", "owner_of", "release", "release_parent"]
+__all__ = [
+    "claim",
+    "describe",
+    "is_alive",
+    "lease_dir",
+    "own_lease",
+    "own_names",
+    "owner_of",
+    "release",
+    "release_parent",
+]
 
 _held: dict[Path, tuple[str, IO[str], int]] = {}  # leases folder -> (name, open file, pid)
 _claimed: set[Path] = set()  # execution folders this process claimed and has not released
@@ -66,6 +76,11 @@ def own_lease(working_dir: Path) -> str:
         f.flush()
         _held[folder] = (name, f, pid)
         return name
+
+
+def own_names() -> set[str]:
+    """The leases this process holds."""
+    return _own_names()
 
 
 def _own_names() -> set[str]:

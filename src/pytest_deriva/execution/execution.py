@@ -322,6 +322,7 @@ class ExecutionBase:
                 mine = _metadata_items(ml_object, configuration, files, rid)
                 items.update(mine)
                 owners.update(dict.fromkeys(mine, rid))
+            crash_point("plan:stored")
             with cat.transaction():
                 table = ml_object._table(f"{schema}:{MLAsset.execution_metadata.value}")
                 _record_asset_rows(ml_object, table, [(k, *items[k]) for k in items], owners)

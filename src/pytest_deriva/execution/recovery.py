@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,10 +56,16 @@ def recover(ml: DerivaML) -> list[str]:
     ):
         return []  # every process that ran here is alive (the common case: a few cheap looks)
     done: list[str] = []
+    started = time.time()
     with file_lock(_lease.lease_dir(wd) / ".recovery.lock"):  # one recovery at a time
         done += _recover_executions(ml, wd)
         done += _recover_plans(ml, wd)
         _remove_dead_leases(wd)
+        own = _lease.own_names()
+        alone = all(f.name in own or not _lease.is_alive(wd, f.name) for f in _lease.lease_dir(wd).glob("*-*"))
+        if alone:
+            # No other process works here: objects a stopped one stored and never recorded go.
+            _remove_orphan_objects(ml, started)
     _remove_temp_files(ml)
     for line in done:
         _logger.warning("deriva recovery: %s", line)
@@ -137,6 +144,29 @@ def _remove_dead_leases(wd: Path) -> None:
     for f in _lease.lease_dir(wd).glob("*-*"):
         if f.name not in referenced and not _lease.is_alive(wd, f.name):
             f.unlink(missing_ok=True)
+
+
+def _remove_orphan_objects(ml: DerivaML, before: float) -> None:
+    """Objects of the embedded store that no asset row names (stored by a process that was killed
+    before it recorded them), written before ``before``. A server's Hatrac is shared by every
+    catalog on the host, so nothing is removed there."""
+    base = ml.catalog.local_path
+    objects = base / "objects" if base is not None else None
+    if objects is None or not objects.is_dir():
+        return
+    referenced: set[str] = set()
+    for table in ml.model.asset_tables():
+        rows = ml.catalog.select(table.schema.name, table.name, columns=["MD5"])
+        referenced.update(str(r["MD5"]) for r in rows if r.get("MD5"))
+    for f in objects.glob("??/*"):
+        if f.name.startswith(".") or f.name in referenced:
+            continue
+        try:
+            if f.stat().st_mtime < before:
+                f.unlink()
+                _logger.info("deriva recovery: removed %s, stored by a stopped process and never recorded", f)
+        except FileNotFoundError:
+            continue
 
 
 def _pid_alive(pid: int) -> bool:
