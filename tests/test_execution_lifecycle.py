@@ -420,9 +420,30 @@ def test_derivaml_model_protocol_is_runtime_checkable():
     def my_model(epochs: int = 1, ml_instance=None, execution=None) -> None:
         return None
 
-    assert isinstance(my_model, DerivaMLModel)
-    assert not isinstance(42, DerivaMLModel)
-    assert not isinstance("a string", DerivaMLModel)
+    def keyword_only(*, ml_instance, execution) -> None:
+        return None
+
+    def any_keywords(**kwargs) -> None:
+        return None
+
+    class CallableModel:
+        def __call__(self, ml_instance=None, execution=None) -> None:
+            return None
+
+    def no_injected(epochs: int = 1) -> None:  # run_model could not pass ml_instance= or execution=
+        return None
+
+    def no_execution(ml_instance=None) -> None:
+        return None
+
+    def positional_only(ml_instance, execution, /) -> None:
+        return None
+
+    for model in (my_model, keyword_only, any_keywords, CallableModel()):
+        assert isinstance(model, DerivaMLModel), model
+    # any callable passed before (issue 10, item 8): these do not take the injected keywords
+    for other in (no_injected, no_execution, positional_only, lambda: None, print, 42, "a string"):
+        assert not isinstance(other, DerivaMLModel), other
 
 
 # -- 14. upload progress and cleaning --------------------------------------------------------

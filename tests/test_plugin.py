@@ -576,11 +576,13 @@ def test_workflow_type_of_each_experiment_is_recorded_or_refused(pytester):
         assert_nothing_recorded(root)
         return
     result.assert_outcomes(passed=2)
+    expected = {"experiment_analysis": "Analysis", "experiment_testing": "Testing"}
     with catalog(root / ".deriva") as ml:
-        for row in executions(ml):
+        rows = executions(ml)
+        assert sorted(row["Description"] for row in rows) == sorted(expected)  # the loop below checks each
+        for row in rows:
             types = ml.lookup_workflow(row["Workflow"]).workflow_type
-            expected = {"experiment_analysis": "Analysis", "experiment_testing": "Testing"}[row["Description"]]
-            assert expected in types, (row["Description"], types)
+            assert expected[row["Description"]] in types, (row["Description"], types)
 
 
 # -- 11. bad input at collection -----------------------------------------------------------------
