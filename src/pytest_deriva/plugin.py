@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_deriva.session import (
+    DEFAULT_EXPERIMENT_FILES,
     EXPERIMENT_KEY,
     SESSION_KEY,
-    DEFAULT_EXPERIMENT_FILES,
     DerivaSession,
     PytestDerivaWarning,
     XdistHooks,

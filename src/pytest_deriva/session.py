@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-import json
 import os
 import warnings
 from collections.abc import Generator, Mapping
@@ -36,6 +35,7 @@ from pytest_deriva.collect import (
 
 if TYPE_CHECKING:
     from pytest_deriva.execution import Execution
+    from pytest_deriva.execution.outcome import Outcome
     from pytest_deriva.ml import DerivaML
     from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec, SweepResult
 
@@ -497,43 +497,43 @@ class DerivaSession:
             self.ml.lookup_execution(rid).update_status(status, detail)
         self._property(item, experiment, rid, status.value, None, 0)
 
-    def finish(self, item: pytest.Item, experiment: _Experiment) -> None:
+    def _outcome(self, item: pytest.Item, experiment: _Experiment) -> Outcome:
+        """pytest's reports of an experiment as the outcome of its run (secrets taken out)."""
         from pytest_deriva._secrets import redact_text, secret_values
-        from pytest_deriva.enums import Status
+        from pytest_deriva.execution.outcome import Outcome
+
+        secrets = secret_values(experiment.spec.params)
+        call, setup = experiment.reports.get("call"), experiment.reports.get("setup")
+        metrics = _metrics(experiment.result, item)
+        if call is None and setup is not None and setup.failed:
+            return Outcome.failed(redact_text(f"Error in setup: {_crash_message(setup)}", secrets), metrics=metrics)
+        if call is None:
+            return Outcome.aborted("Interrupted before the experiment finished.", metrics=metrics)
+        if call.passed:
+            return Outcome.completed(metrics)
+        if call.skipped:
+            return Outcome.aborted(redact_text(f"Skipped: {_skip_reason(call)}", secrets), metrics=metrics)
+        return Outcome.failed(
+            redact_text(_crash_message(call), secrets),  # an error may quote a secret
+            traceback=redact_text(call.longreprtext, secrets),
+            metrics=metrics,
+        )
+
+    def finish(self, item: pytest.Item, experiment: _Experiment) -> None:
+        from pytest_deriva.execution.outcome import end_run
 
         exe = experiment.execution
         assert exe is not None
-        call = experiment.reports.get("call")
-        setup = experiment.reports.get("setup")
-        if call is None:
-            if setup is not None and setup.failed:
-                status, detail = Status.failed, f"Error in setup: {_crash_message(setup)}"
-            else:
-                status, detail = Status.aborted, "Interrupted before the experiment finished."
-        elif call.passed:
-            status, detail = Status.completed, "Successfully end the execution."
-        elif call.skipped:
-            status, detail = Status.aborted, f"Skipped: {_skip_reason(call)}"
-        else:
-            status, detail = Status.failed, _crash_message(call)
-            if not exe.dry_run:
-                exe.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata").write_text(
-                    redact_text(call.longreprtext, secret_values(experiment.spec.params)), encoding="utf-8"
-                )
-        metrics = _metrics(experiment.result, item)
-        if metrics and not exe.dry_run:
-            exe.asset_file_path("Execution_Metadata", "metrics.json", asset_types="Execution_Metadata").write_text(
-                json.dumps(metrics), encoding="utf-8"
-            )
+        outcome = self._outcome(item, experiment)
         outputs = 0
         try:
-            # Files, then the outcome with its Duration, in the write that follows them.
-            detail = redact_text(detail, secret_values(experiment.spec.params))  # an error may quote a secret
-            uploaded = exe.end(status, detail, progress_callback=self._progress)
+            uploaded = end_run(exe, outcome, progress_callback=self._progress)
             outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
         finally:
+            metrics = dict(outcome.metrics) if outcome.metrics else None
             self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)
-            item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=call)
+            report = experiment.reports.get("call")
+            item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=report)
             # pytest keeps every item to the end of the session: let go of what a finished run held.
             experiment.execution, experiment.result, experiment.reports = None, None, {}
 

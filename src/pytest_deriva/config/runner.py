@@ -25,6 +25,7 @@ import inspect
 import logging
 import os
 import threading
+import traceback
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,9 +38,9 @@ from pytest_deriva._secrets import REDACTED, is_secret, redact_text, secret_valu
 from pytest_deriva.config._sweep import SweepRecord
 from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
 from pytest_deriva.config.loading import INJECTED, MODEL_GROUP, model_function, model_keywords
-from pytest_deriva.enums import Status
 from pytest_deriva.exceptions import DerivaMLConfigurationError, DerivaMLException
 from pytest_deriva.execution.configuration import ExecutionConfiguration
+from pytest_deriva.execution.outcome import Outcome, end_run
 from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
@@ -533,15 +534,19 @@ def run_model(
         else:
             run_callable(ml_instance=ml, execution=execution)
     except BaseException as e:
-        # The execution ends Failed (or Aborted); what the model registered still uploads.
-        status = Status.aborted if isinstance(e, KeyboardInterrupt) else Status.failed
-        # The message goes into the record (Status_Detail) and the log: without the values of
-        # the model's secret parameters, which an exception message may quote.
-        message = redact_text(str(e), secret_values(model_keywords(run_callable)))
-        detail = f"Interrupted: {type(e).__name__}" if status is Status.aborted else f"{type(e).__name__}: {message}"
+        # The execution ends Failed (or Aborted); what the model registered still uploads. The
+        # message and traceback go into the record without the values of the model's secret
+        # parameters, which an exception may quote.
+        secrets = secret_values(model_keywords(run_callable))
+        message = redact_text(str(e), secrets)
         _logger.error("Execution %s failed: %s: %s", execution.execution_rid, type(e).__name__, message)
+        if isinstance(e, KeyboardInterrupt):
+            outcome = Outcome.interrupted(type(e).__name__)
+        else:
+            trace = redact_text("".join(traceback.format_exception(e)), secrets)
+            outcome = Outcome.failed(f"{type(e).__name__}: {message}", traceback=trace)
         try:
-            execution.end(status, detail, timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size)
+            end_run(execution, outcome, timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size)
         except Exception as again:
             _logger.error("Execution %s: outputs did not upload: %s", execution.execution_rid, again)
         raise
@@ -549,11 +554,8 @@ def run_model(
         if sweep is not None and not managed:
             sweep.refresh(ml)
     if not execution.dry_run:
-        uploaded = execution.end(
-            Status.completed,
-            "Successfully end the execution.",
-            timeout=(upload_timeout, upload_timeout),
-            chunk_size=upload_chunk_size,
+        uploaded = end_run(
+            execution, Outcome.completed(), timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size
         )
         if sweep is not None and not managed:
             sweep.refresh(ml)

@@ -1,0 +1,85 @@
+"""How a run ends: one function for every runner (the pytest plugin, ``run_model``, notebooks).
+
+    outcome = Outcome.failed(exc, traceback=text)      # or completed(), aborted(reason), interrupted()
+    end_run(execution, outcome)                        # traceback/metrics files, upload, final status
+
+:func:`end_run` records what the outcome carries (``traceback.txt``, ``metrics.json``), uploads
+every registered file, and writes the status, its detail and the Duration in the write that
+follows the files (:meth:`Execution.end`), so a record never says more than is true.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_deriva.enums import Status
+
+if TYPE_CHECKING:
+    from pytest_deriva.execution.execution import Execution
+    from pytest_deriva.execution.manifest import AssetFilePath
+    from pytest_deriva.execution.upload import UploadProgress
+
+__all__ = ["Outcome", "end_run"]
+
+COMPLETED_DETAIL = "Successfully end the execution."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a run: its final status and why, with what to keep of it."""
+
+    status: Status
+    detail: str
+    traceback: str | None = None  # kept as Execution_Metadata traceback.txt
+    metrics: Mapping[str, Any] | None = None  # kept as Execution_Metadata metrics.json
+
+    @classmethod
+    def completed(cls, metrics: Mapping[str, Any] | None = None) -> Outcome:
+        return cls(Status.completed, COMPLETED_DETAIL, metrics=metrics)
+
+    @classmethod
+    def failed(
+        cls, error: BaseException | str, traceback: str | None = None, metrics: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """Failed with ``error`` (an exception, or the message to record)."""
+        detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return cls(Status.failed, detail, traceback=traceback, metrics=metrics)
+
+    @classmethod
+    def aborted(cls, reason: str, metrics: Mapping[str, Any] | None = None) -> Outcome:
+        """Stopped, not failed: skipped, not run, a file never written, ..."""
+        return cls(Status.aborted, reason, metrics=metrics)
+
+    @classmethod
+    def interrupted(cls, what: str = "KeyboardInterrupt") -> Outcome:
+        return cls(Status.aborted, f"Interrupted: {what}")
+
+
+def end_run(
+    execution: Execution,
+    outcome: Outcome,
+    *,
+    progress_callback: Callable[[UploadProgress], None] | None = None,
+    timeout: tuple[int, int] | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, list[AssetFilePath]]:
+    """End ``execution`` with ``outcome``: its traceback and metrics files, every registered file
+    uploaded, then the final status. Returns the uploaded files by ``schema/table``.
+
+    Raises:
+        DerivaMLUploadError: a file did not upload; it stays pending (a ``Completed`` outcome is
+            then recorded ``Failed`` with the reason) and a later restore uploads it.
+    """
+    if not execution.dry_run:
+        if outcome.traceback:
+            path = execution.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata")
+            path.write_text(outcome.traceback, encoding="utf-8")
+        if outcome.metrics:
+            path = execution.asset_file_path("Execution_Metadata", "metrics.json", asset_types="Execution_Metadata")
+            path.write_text(json.dumps(dict(outcome.metrics)), encoding="utf-8")
+    return execution.end(
+        outcome.status, outcome.detail, progress_callback=progress_callback, timeout=timeout, chunk_size=chunk_size
+    )
