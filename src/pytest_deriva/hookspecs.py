@@ -11,8 +11,8 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_deriva.execution import Execution
+    from pytest_deriva.execution.sweep import SweepResult
     from pytest_deriva.ml import DerivaML
-    from pytest_deriva.sweep import SweepResult
 
 
 @pytest.hookspec(firstresult=True)

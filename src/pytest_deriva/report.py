@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_deriva._secrets import REDACTED, is_secret, redact_nodeid, redact_text
 
 if TYPE_CHECKING:
-    from pytest_deriva.sweep import SweepResult
+    from pytest_deriva.execution.sweep import SweepResult
 
 __all__ = ["format_nodeid", "format_params", "summary_lines"]
 

@@ -36,8 +36,9 @@ from pytest_deriva.collect import (
 if TYPE_CHECKING:
     from pytest_deriva.execution import Execution
     from pytest_deriva.execution.outcome import Outcome
+    from pytest_deriva.execution.sweep import SweepResult
     from pytest_deriva.ml import DerivaML
-    from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec, SweepResult
+    from pytest_deriva.sweep import PlannedRun, RunPlanner, RunSpec
 
 __all__ = [
     "DEFAULT_EXPERIMENT_FILES",

@@ -8,7 +8,8 @@ child's index in the sweep's full parameter order. The whole plan is written to 
 Planning is safe with several processes (pytest-xdist workers collect the same items): the
 first process to plan does it under a file lock and writes ``plan.json`` to a folder all
 processes share; the others read it. This module does not import pytest: notebooks, Hydra and
-the CLI can use the same planner.
+the CLI can use the same planner. What a sweep is in the catalog (its parent, links, closing)
+is :mod:`pytest_deriva.execution.sweep`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,25 +29,23 @@ from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import DRY_RUN_RID
 from pytest_deriva.config._overrides import override_value
 from pytest_deriva.enums import Status
-from pytest_deriva.execution._lease import own_lease, release_parent
+from pytest_deriva.execution._lease import own_lease
 from pytest_deriva.execution.configuration import ExecutionConfiguration
-from pytest_deriva.execution.execution import Execution, format_duration
+from pytest_deriva.execution.execution import Execution
+from pytest_deriva.execution.sweep import (
+    SweepResult,
+    abort_never_run,
+    close_sweep,
+    link_children,
+    record_dir,
+    start_parent,
+)
 from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = [
-    "PlannedRun",
-    "RunPlanner",
-    "RunSpec",
-    "SweepResult",
-    "abort_never_run",
-    "close_sweep",
-    "overrides_of",
-    "record_dir",
-    "summarize_children",
-]
+__all__ = ["PlannedRun", "RunPlanner", "RunSpec", "SweepResult", "hydra_files", "new_plan_dir", "overrides_of"]
 
 
 @dataclass
@@ -77,17 +76,6 @@ class PlannedRun:
     sequence: int | None = None
 
 
-@dataclass
-class SweepResult:
-    """The outcome of one sweep, as recorded on its parent."""
-
-    parent_rid: str
-    description: str
-    status: Status
-    detail: str
-    children: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _yaml_value(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
@@ -116,31 +104,6 @@ def hydra_files(run_dir: str, params: Mapping[str, Any]) -> dict[str, bytes]:
         f"hydra-{run_dir}-config.yaml": (config or "{}\n").encode(),
         f"hydra-{run_dir}-overrides.yaml": (overrides or "[]\n").encode(),
     }
-
-
-def summarize_children(statuses: Iterable[Status]) -> tuple[Status, str]:
-    """A parent's status and one-line summary (``3 of 4 completed, 1 failed``) from its children."""
-    counts: dict[Status, int] = {}
-    total = 0
-    for s in statuses:
-        counts[s] = counts.get(s, 0) + 1
-        total += 1
-    if not total:
-        return Status.aborted, "no child was recorded"
-    done = counts.get(Status.completed, 0)
-    parts = [f"{done} of {total} completed"]
-    for s in (Status.failed, Status.aborted, Status.pending, Status.running, Status.created, Status.initializing):
-        if counts.get(s):
-            parts.append(f"{counts[s]} {s.value.lower()}")
-    # Completed when every child completed; Failed when one failed; Aborted when some never
-    # finished (interrupted, never run) and none failed. The summary says which.
-    if done == total:
-        status = Status.completed
-    elif counts.get(Status.failed):
-        status = Status.failed
-    else:
-        status = Status.aborted
-    return status, ", ".join(parts)
 
 
 class RunPlanner:
@@ -196,10 +159,6 @@ class RunPlanner:
         # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
         return f"[Job {spec.index}] {spec.description}"
 
-    def _create(self, spec: RunSpec, description: str, files: Mapping[str, bytes] | None) -> Execution:
-        config = spec.configuration.model_copy(update={"description": description})
-        return Execution(config, self.ml, workflow=spec.workflow, hydra_files=files)
-
     def _record(self, specs: list[RunSpec]) -> None:
         try:
             self._record_all(specs)
@@ -226,9 +185,8 @@ class RunPlanner:
             first = members[0]
             parent_rid: str | None = None
             if first.parametrized:
-                parent = self._create(first, first.description, None)
-                parent.execution_start()
-                parent_rid = parent.execution_rid
+                config = first.configuration.model_copy(update={"description": first.description})
+                parent_rid = start_parent(self.ml, first.workflow, config).execution_rid
                 self.sweeps[key] = {
                     "parent_rid": parent_rid,
                     "description": first.description,
@@ -245,13 +203,12 @@ class RunPlanner:
 
             def recorded(rids: list[str], batch: list[tuple[RunSpec, str | None]] = batch) -> None:
                 self._note(rids)
-                links = [
-                    {"Execution": parent, "Nested_Execution": rid, "Sequence": s.index}
-                    for (s, parent), rid in zip(batch, rids, strict=True)
-                    if parent is not None
-                ]
-                if links:
-                    self.ml.catalog.insert(self.ml.ml_schema, "Execution_Execution", links, on_conflict_skip=True)
+                by_parent: dict[str, list[tuple[str, int | None]]] = {}
+                for (s, parent), rid in zip(batch, rids, strict=True):
+                    if parent is not None:
+                        by_parent.setdefault(parent, []).append((rid, s.index))
+                for parent, children in by_parent.items():
+                    link_children(self.ml, parent, children)
 
             rids = Execution.record_planned(self.ml, batch[0][0].workflow, runs, recorded=recorded)
             for (s, parent_rid), rid in zip(batch, rids, strict=True):
@@ -336,46 +293,6 @@ class RunPlanner:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.plan_dir, ignore_errors=True)
-
-
-def record_dir(working_dir: Path) -> Path:
-    """Where run plans are recorded until their session closes them (read by a recovery)."""
-    return Path(working_dir) / "plans"
-
-
-def abort_never_run(ml: DerivaML, rids: list[str], reason: str) -> list[str]:
-    """Set ``Aborted`` on those of ``rids`` that never started (``Created`` or ``Pending``); which."""
-    never: list[str] = []
-    for chunk in range(0, len(rids), 500):
-        rows = ml.catalog.select(
-            ml.ml_schema, "Execution", {"RID": rids[chunk : chunk + 500]}, columns=["RID", "Status"]
-        )
-        never += [r["RID"] for r in rows if r["Status"] in (Status.created.value, Status.pending.value)]
-    if never:
-        ml.catalog.update(
-            ml.ml_schema,
-            "Execution",
-            [{"RID": rid, "Status": Status.aborted.value, "Status_Detail": reason} for rid in never],
-            returning=False,
-        )
-    return never
-
-
-def close_sweep(ml: DerivaML, parent_rid: str, started: datetime | None) -> SweepResult:
-    """Set a sweep parent's status and summary from its children (and its Duration, when known)."""
-    record = ml.lookup_execution(parent_rid)
-    children = record.list_nested_executions()
-    status, detail = summarize_children(c.status for c in children)
-    extra = {"Duration": format_duration((datetime.now(UTC) - started).total_seconds())} if started else {}
-    record.update_status(status, detail, **extra)
-    release_parent(ml.working_dir, parent_rid)
-    return SweepResult(
-        parent_rid,
-        record.description or "",
-        status,
-        detail,
-        [{"rid": c.execution_rid, "status": c.status.value, "duration": c.duration} for c in children],
-    )
 
 
 def new_plan_dir() -> Path:

@@ -27,11 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva.enums import Status
-from pytest_deriva.execution._lease import release_parent
 from pytest_deriva.execution.configuration import ExecutionConfiguration
-from pytest_deriva.execution.execution import format_duration
-from pytest_deriva.execution.record import ExecutionRecord
-from pytest_deriva.sweep import summarize_children
+from pytest_deriva.execution.sweep import close_sweep, link_children, start_parent
 
 if TYPE_CHECKING:
     from pytest_deriva.execution.workflow import Workflow
@@ -192,16 +189,15 @@ class SweepRecord:
         previous = ml.hydra_runtime_output_dir
         ml.hydra_runtime_output_dir = record_dir
         try:
-            parent = ml.create_execution(ExecutionConfiguration(description=description, workflow=workflow))
+            parent = start_parent(ml, workflow, ExecutionConfiguration(description=description, workflow=workflow))
         finally:
             ml.hydra_runtime_output_dir = previous
-        parent.execution_start()
         _logger.info("Sweep %s: parent execution %s", self.sweep_dir, parent.execution_rid)
         return parent.execution_rid
 
     def add_child(self, ml: DerivaML, parent_rid: str, child_rid: str, job_num: int) -> None:
         """Nest a job's execution under the parent, ``Sequence`` = Hydra's job number."""
-        ExecutionRecord(parent_rid, _ml_instance=ml).add_nested_execution(child_rid, sequence=job_num)
+        link_children(ml, parent_rid, [(child_rid, job_num)])
         with self._locked():
             doc = self.read()
             if doc is not None and doc.get("parent_rid") == parent_rid:
@@ -250,18 +246,12 @@ class SweepRecord:
 
     @staticmethod
     def _update_parent(ml: DerivaML, doc: dict[str, Any]) -> None:
-        parent = ml.lookup_execution(doc["parent_rid"])
-        statuses = [c.status for c in parent.list_nested_executions()]
         children = doc.get("children", {})
         finished = doc.get("finished", {})
         # Jobs that failed before recording anything, and jobs that never ran, count too.
-        statuses += [Status.failed] * sum(1 for n, s in finished.items() if s == "FAILED" and n not in children)
+        also = [Status.failed] * sum(1 for n, s in finished.items() if s == "FAILED" and n not in children)
         expected = doc.get("expected")
         if doc.get("closed") and expected is not None:
-            statuses += [Status.aborted] * max(0, expected - len(set(finished) | set(children)))
-        status, detail = summarize_children(statuses)
+            also += [Status.aborted] * max(0, expected - len(set(finished) | set(children)))
         started = datetime.fromisoformat(doc["started"])
-        duration = format_duration((datetime.now(UTC) - started).total_seconds())
-        parent.update_status(status, detail, Duration=duration)
-        if doc.get("closed"):
-            release_parent(ml.working_dir, doc["parent_rid"])
+        close_sweep(ml, doc["parent_rid"], started, also, final=bool(doc.get("closed")))

@@ -111,7 +111,7 @@ def _recover_executions(ml: DerivaML, wd: Path) -> list[str]:
 
 
 def _recover_plans(ml: DerivaML, wd: Path) -> list[str]:
-    from pytest_deriva.sweep import abort_never_run, close_sweep, record_dir
+    from pytest_deriva.execution.sweep import abort_never_run, close_sweep, record_dir
 
     done: list[str] = []
     folder = record_dir(wd)
