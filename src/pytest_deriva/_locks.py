@@ -1,4 +1,4 @@
-"""An exclusive file lock between processes (POSIX ``flock``) and between threads."""
+"""An exclusive file lock between processes (portalocker) and between threads."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 __all__ = ["file_lock"]
 
-# One re-entrant lock per path serializes the threads of this process; the flock, taken by the
-# first of them, serializes processes. (A second flock from the same process would wait on the
-# first forever: flock locks belong to an open file.)
+# One re-entrant lock per path serializes the threads of this process; the file lock, taken by
+# the first of them, serializes processes. (A second file lock from the same process would wait
+# on the first forever: flock locks, which portalocker takes on POSIX, belong to an open file.)
 _locks: dict[Path, threading.RLock] = {}
 _depth: dict[Path, int] = {}
 _guard = threading.Lock()
@@ -21,29 +21,29 @@ _guard = threading.Lock()
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the block; re-entrant.
 
-    Where there is no ``fcntl`` (Windows) only the threads of this process are serialized and
-    SQLite's own locking has to do between processes.
+    Between processes the lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows, both
+    through portalocker; it waits as long as another process holds it.
     """
     key = Path(path)
     with _guard:
         rlock = _locks.setdefault(key, threading.RLock())
     with rlock:
-        first = _depth.get(key, 0) == 0
-        _depth[key] = _depth.get(key, 0) + 1
+        depth = _depth.get(key, 0)
+        _depth[key] = depth + 1
         try:
-            if not first:
+            if depth:
                 yield
                 return
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - Windows
-                yield
-                return
+            # Imported here: a process that never locks (most pytest runs) does not pay for it.
+            # portalocker.lock() waits in the kernel; its Lock class would poll every 0.25 s and
+            # give up after 5 s by default.
+            import portalocker
+
             with key.open("a") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
+                portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE)
                 try:
                     yield
                 finally:
-                    fcntl.flock(f, fcntl.LOCK_UN)
+                    portalocker.unlock(f)
         finally:
             _depth[key] -= 1

@@ -1,0 +1,77 @@
+"""What we take from libraries instead of writing it: file locks (portalocker), file digests
+(hashlib.file_digest), the installed distributions (importlib.metadata); and execution folders
+made when missing, asked of the file system rather than of a cache that goes stale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from pytest_deriva._locks import file_lock
+
+# -- file_lock -----------------------------------------------------------------------------------
+
+
+def test_file_lock_is_reentrant_and_creates_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    with file_lock(path), file_lock(path), file_lock(path):  # nested: no wait on itself
+        assert path.is_file()
+
+
+def test_file_lock_makes_other_threads_wait(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    entered = threading.Event()
+
+    def other() -> None:
+        with file_lock(path):
+            entered.set()
+
+    with file_lock(path):
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not entered.wait(0.2), "another thread entered while the lock was held"
+    thread.join(5)
+    assert entered.is_set()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pytest_deriva._locks import file_lock
+
+    with file_lock(Path(sys.argv[1])):
+        print("held", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+def test_file_lock_makes_other_processes_wait(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    assert holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        entered = threading.Event()
+
+        def here() -> None:
+            with file_lock(path):
+                entered.set()
+
+        thread = threading.Thread(target=here)
+        thread.start()
+        assert not entered.wait(0.3), "this process entered while another process held the lock"
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        thread.join(10)
+        assert entered.is_set()
+    finally:
+        holder.kill()
+        holder.wait()
