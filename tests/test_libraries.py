@@ -4,13 +4,17 @@ made when missing, asked of the file system rather than of a cache that goes sta
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from pytest_deriva._locks import file_lock
+from pytest_deriva.catalog.objectstore import md5_of
 
 # -- file_lock -----------------------------------------------------------------------------------
 
@@ -75,3 +79,14 @@ def test_file_lock_makes_other_processes_wait(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- md5_of --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 10_000, (1 << 18) + 7, 3 * (1 << 20) + 1])
+def test_md5_of_gives_the_digest_and_the_length(tmp_path: Path, size: int) -> None:
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert md5_of(path) == (hashlib.md5(data, usedforsecurity=False).hexdigest(), size)

@@ -32,14 +32,11 @@ _URL_RE = re.compile(r"^/hatrac/(?P<ns>[^/]+)/(?P<md5>[0-9a-f]{32})\.(?P<name>[^
 
 
 def md5_of(path: Path) -> tuple[str, int]:
-    """The hex MD5 and length of a file."""
-    h = hashlib.md5(usedforsecurity=False)
-    n = 0
+    """The hex MD5 and length of a file (the length is what was hashed, not a second stat)."""
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
+        # usedforsecurity=False: a content address, not a security check (allowed under FIPS).
+        digest = hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False))
+        return digest.hexdigest(), f.tell()
 
 
 def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
