@@ -5,6 +5,7 @@ made when missing, asked of the file system rather than of a cache that goes sta
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva.catalog.objectstore import md5_of
+from pytest_deriva.execution import _paths
 
 # -- file_lock -----------------------------------------------------------------------------------
 
@@ -90,3 +92,23 @@ def test_md5_of_gives_the_digest_and_the_length(tmp_path: Path, size: int) -> No
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     assert md5_of(path) == (hashlib.md5(data, usedforsecurity=False).hexdigest(), size)
+
+
+# -- the execution's folders ---------------------------------------------------------------------
+
+
+def test_a_folder_removed_by_someone_else_is_made_again(tmp_path: Path) -> None:
+    # A cache of folders made (the module-level _paths._known) went stale here: the second call
+    # returned a folder that no longer existed and writing into it failed.
+    first = _paths.asset_dir(tmp_path, "1-ABC", "Execution_Asset")
+    feature = _paths.feature_value_path(tmp_path, "1-ABC", "ml", "Image", "Label")
+    assert first.is_dir()
+    assert feature.parent.is_dir()
+    shutil.rmtree(tmp_path / "execution")
+    again = _paths.asset_dir(tmp_path, "1-ABC", "Execution_Asset")
+    assert again == first
+    assert again.is_dir()
+    (again / "model.pt").write_bytes(b"x")
+    _paths.feature_value_path(tmp_path, "1-ABC", "ml", "Image", "Label").write_text("{}\n")
+    _paths.table_csv_path(tmp_path, "1-ABC", "ml", "Image").write_text("RID\n")
+    assert _paths.manifest_path(tmp_path, "1-ABC").parent.is_dir()

@@ -33,22 +33,19 @@ __all__ = [
 #: UTF-16 units); a longer one fails only when the file is made, as a bare ``OSError``.
 NAME_MAX = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
-# Folders this process made, per execution folder, checked first so that the hot path makes no
-# mkdir system calls. Removing an execution's folder forgets them through forget().
-_known: dict[Path, set[Path]] = {}
 
 
-def _ensure(folder: Path, root: Path) -> Path:
-    known = _known.setdefault(root, set())
-    if folder not in known:
+def _ensure(folder: Path) -> Path:
+    # The folder itself is asked, not a cache of folders made: a cache goes stale when someone
+    # else removes a folder. One stat (about 2 us) where a folder exists; mkdir(exist_ok=True)
+    # would cost twice that, an exception each time.
+    if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        known.add(folder)
     return folder
 
 
 def forget(root: Path) -> None:
-    """Forget the folders made under an execution folder (after it was removed)."""
-    _known.pop(root, None)
+    """Nothing to forget any more (folders are not cached); kept until its callers are gone."""
 
 
 def _check_length(name: str, what: str) -> None:
@@ -123,16 +120,18 @@ def _segment(name: str, what: str) -> str:
     return name
 
 
+def _root(working_dir: Path, execution_rid: str) -> Path:
+    return Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
+
+
 def execution_root(working_dir: Path, execution_rid: str) -> Path:
     """The folder of one execution (made if missing)."""
-    root = Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
-    return _ensure(root, root)
+    return _ensure(_root(working_dir, execution_rid))
 
 
 def asset_dir(working_dir: Path, execution_rid: str, asset_table: str) -> Path:
-    """The flat folder of an asset table's registered files (made if missing)."""
-    root = execution_root(working_dir, execution_rid)
-    return _ensure(root / "assets" / _segment(asset_table, "Asset table"), root)
+    """The flat folder of an asset table's registered files (made if missing, with its parents)."""
+    return _ensure(_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table"))
 
 
 def manifest_path(working_dir: Path, execution_rid: str) -> Path:
@@ -142,18 +141,16 @@ def manifest_path(working_dir: Path, execution_rid: str) -> Path:
 def feature_value_path(
     working_dir: Path, execution_rid: str, schema: str, target_table: str, feature_name: str
 ) -> Path:
-    root = execution_root(working_dir, execution_rid)
     d = (
-        root
+        _root(working_dir, execution_rid)
         / "feature"
         / _segment(schema, "Schema")
         / _segment(target_table, "Table")
         / _segment(feature_name, "Feature")
     )
-    return _ensure(d, root) / f"{feature_name}.jsonl"
+    return _ensure(d) / f"{feature_name}.jsonl"
 
 
 def table_csv_path(working_dir: Path, execution_rid: str, schema: str, table: str) -> Path:
-    root = execution_root(working_dir, execution_rid)
-    d = root / "table" / _segment(schema, "Schema") / _segment(table, "Table")
-    return _ensure(d, root) / f"{table}.csv"
+    d = _root(working_dir, execution_rid) / "table" / _segment(schema, "Schema") / _segment(table, "Table")
+    return _ensure(d) / f"{table}.csv"
