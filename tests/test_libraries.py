@@ -17,6 +17,7 @@ import pytest
 from pytest_deriva._locks import file_lock
 from pytest_deriva.catalog.objectstore import md5_of
 from pytest_deriva.execution import _paths
+from pytest_deriva.execution.environment import _installed_distributions
 
 # -- file_lock -----------------------------------------------------------------------------------
 
@@ -112,3 +113,34 @@ def test_a_folder_removed_by_someone_else_is_made_again(tmp_path: Path) -> None:
     _paths.feature_value_path(tmp_path, "1-ABC", "ml", "Image", "Label").write_text("{}\n")
     _paths.table_csv_path(tmp_path, "1-ABC", "ml", "Image").write_text("RID\n")
     assert _paths.manifest_path(tmp_path, "1-ABC").parent.is_dir()
+
+
+# -- installed distributions ---------------------------------------------------------------------
+
+
+def _dist(folder: Path, name: str, version: str, info: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / ("PKG-INFO" if info.endswith(".egg-info") else "METADATA")).write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    )
+
+
+def test_installed_distributions_as_the_import_system_finds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    # The name as the distribution spells it, not its folder's normalized form.
+    _dist(first / "zz_shown_as_spelled-2.0.dist-info", "ZZ.Shown_As-Spelled", "2.0", ".dist-info")
+    # A `setup.py develop` checkout: the .egg-info folder's name has no version.
+    _dist(first / "zz_develop_checkout.egg-info", "zz-develop-checkout", "0.3.dev1", ".egg-info")
+    # An egg's folder carries the Python version after the distribution's version.
+    _dist(first / "zz_old_egg-1.4-py3.11.egg-info", "zz-old-egg", "1.4", ".egg-info")
+    # Shadowed: the first on sys.path is the one imported, whatever its spelling.
+    _dist(second / "ZZ.Shown_As_Spelled-1.0.dist-info", "zz-shown-as-spelled", "1.0", ".dist-info")
+    monkeypatch.syspath_prepend(str(second))
+    monkeypatch.syspath_prepend(str(first))
+
+    found = {name: version for name, version in _installed_distributions().items() if name.lower().startswith("zz")}
+
+    assert found == {"ZZ.Shown_As-Spelled": "2.0", "zz-develop-checkout": "0.3.dev1", "zz-old-egg": "1.4"}
+    assert _installed_distributions()["pytest"] == __import__("pytest").__version__
