@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -47,15 +48,16 @@ class HatracObjectStore:
         counter: Any,
         errors: Any,
         session_config: dict[str, Any],
+        tune: Callable[[Any], None],
     ) -> None:
+        """``counter``, ``errors``, ``session_config`` and ``tune`` (which bounds the session's
+        retries) are the catalog adapter's, so both speak to the server alike."""
         from deriva.core import HatracStore
 
         self._location = location
         self._store = HatracStore(location.scheme, location.host, credentials=credential, session_config=session_config)
         counter.attach(self._store._session)
-        from pytest_deriva.catalog.server import tune_session
-
-        tune_session(self._store._session)
+        tune(self._store._session)
         self._errors = errors
         self._known: set[str] = set()  # URLs known to hold their object: no HEAD again
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ without importing the ``deriva`` client, which costs a quarter of a second at st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -333,3 +334,14 @@ def find_table(model: Model, refresh: Callable[[], Model], schema: str, table: s
         if s is not None and table in s.tables:
             return s.tables[table]
     raise DerivaMLTableNotFound(f"{schema}:{table}")
+
+
+_TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_table_name(name: str) -> None:
+    """Refuse a name that cannot name a table (as DerivaML names tables)."""
+    if not _TABLE_NAME_RE.fullmatch(name or ""):
+        raise DerivaMLValidationError(
+            f"{name!r} cannot name a table; start with a letter and use letters, digits and '_' (e.g. 'Model_Weights')."
+        )

@@ -255,7 +255,12 @@ class ServerCatalog:
         from pytest_deriva.catalog.hatrac import HatracObjectStore
 
         self.objects = HatracObjectStore(
-            loc, cred, counter=self.requests, errors=self._errors, session_config=self._session_config
+            loc,
+            cred,
+            counter=self.requests,
+            errors=self._errors,
+            session_config=self._session_config,
+            tune=tune_session,
         )
 
     # -- requests ----------------------------------------------------------------------------

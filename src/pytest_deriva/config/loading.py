@@ -32,6 +32,8 @@ __all__ = [
 
 #: Config groups a DerivaML app has; ``experiment`` configs select options of the others.
 EXPERIMENT_GROUP = "experiment"
+#: The description of a run whose configuration gives none (as upstream).
+DEFAULT_DESCRIPTION = "Model execution"
 MODEL_GROUP = "model_config"
 DEFAULT_CONFIG_NAME = "deriva_model"
 #: Keyword arguments ``run_model`` passes to the model itself: never configuration.
@@ -247,8 +249,6 @@ def resolve_experiment(
 
 
 def _default_description() -> str:
-    from pytest_deriva.config.runner import DEFAULT_DESCRIPTION
-
     return DEFAULT_DESCRIPTION
 
 

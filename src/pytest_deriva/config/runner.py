@@ -37,7 +37,7 @@ from hydra.experimental.callback import Callback
 from pytest_deriva._secrets import REDACTED, is_secret, redact_text, secret_values
 from pytest_deriva.config._sweep import SweepRecord
 from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
-from pytest_deriva.config.loading import INJECTED, MODEL_GROUP, model_function, model_keywords
+from pytest_deriva.config.loading import DEFAULT_DESCRIPTION, INJECTED, MODEL_GROUP, model_function, model_keywords
 from pytest_deriva.exceptions import DerivaMLConfigurationError, DerivaMLException
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.outcome import Outcome, end_run
@@ -61,7 +61,6 @@ __all__ = [
     "run_model_task",
 ]
 
-DEFAULT_DESCRIPTION = "Model execution"
 #: The key of pytest-deriva's callback under ``hydra.callbacks``.
 CALLBACK_NAME = "pytest_deriva"
 CALLBACK_TARGET = "pytest_deriva.config.runner.DerivaSweepCallback"

@@ -37,12 +37,16 @@ from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLException
 
 __all__ = [
     "EMBEDDED_SCHEME",
+    "MATERIALIZED_MARKER",
     "ObjectStoreFetchTransport",
     "fetch_url",
     "make_bag",
     "materialize_bag",
     "validate_bag",
 ]
+
+#: Beside a bag: it was materialized and every file validated.
+MATERIALIZED_MARKER = ".materialized"
 
 EMBEDDED_SCHEME = "deriva-embedded"
 _HANDLER = f"{__name__}.ObjectStoreFetchTransport"
@@ -150,7 +154,6 @@ def make_bag(
 
 
 def _failure(bag_dir: Path, e: Exception) -> DerivaMLDataError:
-    from pytest_deriva.dataset.bag import MATERIALIZED_MARKER
 
     details = getattr(e, "details", None) or []
     listing = "; ".join(str(d) for d in details) or str(e)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytest_deriva._rid import decode_rid, is_rid, split_snapshot, validate_rid
-from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Table
+from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Table, check_table_name
 from pytest_deriva.dataset.dataset import Dataset
 from pytest_deriva.dataset.spec import DatasetSpec
 from pytest_deriva.dataset.version import DatasetHistory, DatasetVersion, VersionPart
@@ -94,7 +94,6 @@ class DatasetMixin(_Base):
             DerivaMLTableNotFound: a foreign key names a table that does not exist.
         """
         from pytest_deriva.catalog import schema as ddl
-        from pytest_deriva.ml.deriva_ml import _check_table_name
 
         schema = schema or self.default_schema
         if isinstance(table, str):
@@ -112,7 +111,7 @@ class DatasetMixin(_Base):
                 )
             doc = dict(table)
         name = str(doc.get("table_name", ""))
-        _check_table_name(name)
+        check_table_name(name)
         if self.catalog.refresh_model().has_table(name):
             raise DerivaMLException(f"A table named {name!r} already exists; choose another name.")
         column_names = [c["name"] for c in doc.get("column_definitions", [])]
@@ -745,9 +744,8 @@ class DatasetMixin(_Base):
             The :class:`Feature` (its ``feature_table`` is the new table).
         """
         from pytest_deriva.dataset.feature import feature_table_definition
-        from pytest_deriva.ml.deriva_ml import _check_table_name
 
-        _check_table_name(feature_name)
+        check_table_name(feature_name)
         target = self._table(target_table)
         term_tables = [self._vocab(t) for t in terms or []]
         asset_tables = [self._asset_table(a) for a in assets or []]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Model, Table
+from pytest_deriva.dataset._bdbag import MATERIALIZED_MARKER
 from pytest_deriva.dataset.version import DatasetVersion
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -53,7 +54,6 @@ __all__ = ["MATERIALIZED_MARKER", "BagCatalog", "DatasetBag", "download_dataset_
 
 _COMPLETE = ".complete"
 #: In a cache entry: the bag's files are fetched and the bag validated.
-MATERIALIZED_MARKER = ".materialized"
 
 
 # -- writing ---------------------------------------------------------------------------------

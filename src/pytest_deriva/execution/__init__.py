@@ -12,13 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_deriva._lazy import lazy_exports
-from pytest_deriva.execution.configuration import AssetRID, AssetSpec, ExecutionConfiguration
-from pytest_deriva.execution.execution import Execution, format_duration
-from pytest_deriva.execution.manifest import AssetEntry, AssetFilePath, AssetManifest
-from pytest_deriva.execution.model_protocol import DerivaMLModel
-from pytest_deriva.execution.record import ExecutionRecord
-from pytest_deriva.execution.upload import UploadProgress
-from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
     from pytest_deriva.config import (
@@ -39,6 +32,33 @@ if TYPE_CHECKING:
         run_notebook,
         with_description,
     )
+    from pytest_deriva.execution.configuration import AssetRID, AssetSpec, ExecutionConfiguration
+    from pytest_deriva.execution.execution import Execution, format_duration
+    from pytest_deriva.execution.manifest import AssetEntry, AssetFilePath, AssetManifest
+    from pytest_deriva.execution.model_protocol import DerivaMLModel
+    from pytest_deriva.execution.outcome import Outcome, end_run
+    from pytest_deriva.execution.record import ExecutionRecord
+    from pytest_deriva.execution.upload import UploadProgress
+    from pytest_deriva.execution.workflow import Workflow
+
+# This layer's names, from their modules: the package itself imports nothing, so its modules
+# import each other without going through it.
+_OWN = {
+    "AssetRID": ".configuration",
+    "AssetSpec": ".configuration",
+    "ExecutionConfiguration": ".configuration",
+    "Execution": ".execution",
+    "format_duration": ".execution",
+    "AssetEntry": ".manifest",
+    "AssetFilePath": ".manifest",
+    "AssetManifest": ".manifest",
+    "DerivaMLModel": ".model_protocol",
+    "Outcome": ".outcome",
+    "end_run": ".outcome",
+    "ExecutionRecord": ".record",
+    "UploadProgress": ".upload",
+    "Workflow": ".workflow",
+}
 
 # DerivaML's deriva_ml.execution names that belong to the configuration layer above this one.
 _LAZY: dict[str, str] = {
@@ -77,9 +97,11 @@ __all__ = [
     "ExecutionConfiguration",
     "ExecutionRecord",
     "MultirunSpec",
+    "Outcome",
     "UploadProgress",
     "Workflow",
     "create_model_config",
+    "end_run",
     "format_duration",
     "get_all_multirun_configs",
     "get_multirun_config",
@@ -94,4 +116,4 @@ __all__ = [
     "with_description",
 ]
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+__getattr__, __dir__ = lazy_exports(__name__, {**_OWN, **_LAZY}, __all__)

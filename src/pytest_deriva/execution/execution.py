@@ -32,7 +32,6 @@ from pytest_deriva._rid import DRY_RUN_RID
 from pytest_deriva._secrets import redact_file, redact_mapping, redact_text_file
 from pytest_deriva.catalog.model import Model, Table
 from pytest_deriva.catalog.port import StoredObject
-from pytest_deriva.dataset._execution import ExecutionDatasetMixin
 from pytest_deriva.enums import ExecMetadataType, MLAsset, MLVocab, Status
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -43,6 +42,7 @@ from pytest_deriva.exceptions import (
     DerivaMLValidationError,
 )
 from pytest_deriva.execution import _lease, _paths
+from pytest_deriva.execution._datasets import ExecutionDatasetMixin
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.environment import environment_snapshot, redact_argv
 from pytest_deriva.execution.manifest import AssetEntry, AssetFilePath, AssetManifest

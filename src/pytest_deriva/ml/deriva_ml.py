@@ -13,7 +13,6 @@ import difflib
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pytest_deriva._rid import DRY_RUN_RID, rid_order, validate_rid
 from pytest_deriva.catalog import CatalogPort, connect
 from pytest_deriva.catalog import schema as ddl
-from pytest_deriva.catalog.model import Model, Table
+from pytest_deriva.catalog.model import Model, Table, check_table_name
 from pytest_deriva.catalog.setup import require_ml_schema
 from pytest_deriva.dataset._handle import DatasetMixin
 from pytest_deriva.enums import MLVocab, Status
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["DerivaML", "DerivaMLBase", "find_project_root"]
 
 DEFAULT_DOMAIN_SCHEMA = "Domain"
-_TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -308,7 +306,7 @@ class DerivaMLBase:
     # -- vocabularies ------------------------------------------------------------------------
     def create_vocabulary(self, vocab_name: str, comment: str = "", schema: str | None = None) -> Table:
         """Create a controlled vocabulary table in the domain schema (or ``schema``)."""
-        _check_table_name(vocab_name)
+        check_table_name(vocab_name)
         schema = schema or self.default_schema
         self.catalog.create_table(schema, ddl.vocabulary_table(vocab_name, schema, comment or None))
         return self._table(f"{schema}:{vocab_name}")
@@ -406,7 +404,7 @@ class DerivaMLBase:
         or :func:`pytest_deriva.catalog.schema.column`); ``referenced_tables`` adds a foreign key
         column named like each table.
         """
-        _check_table_name(asset_name)
+        check_table_name(asset_name)
         if self.model.has_table(asset_name):
             raise DerivaMLException(f"A table named {asset_name!r} already exists; choose another asset name.")
         schema = schema or self.default_schema
@@ -770,10 +768,3 @@ class DerivaMLBase:
 class DerivaML(DatasetMixin, DerivaMLBase):
     """A handle on one catalog, in the shape of DerivaML's: vocabularies, assets, workflows,
     executions, datasets and features. See :class:`DerivaMLBase` for the arguments."""
-
-
-def _check_table_name(name: str) -> None:
-    if not _TABLE_NAME_RE.fullmatch(name or ""):
-        raise DerivaMLValidationError(
-            f"{name!r} cannot name a table; start with a letter and use letters, digits and '_' (e.g. 'Model_Weights')."
-        )
