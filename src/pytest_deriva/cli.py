@@ -144,6 +144,8 @@ def _fail(message: str) -> NoReturn:
 def _split(rest: list[str]) -> tuple[list[str], set[int]]:
     """The Hydra overrides among the remaining arguments, and their positions, found with
     Hydra's own argument parser (so ``--cfg job`` keeps ``job`` as the flag's value)."""
+    # Private, but the one @hydra.main itself uses (hydra/main.py); Hydra has no public way to
+    # its argument parser, and a copy of its options here would drift from the installed Hydra.
     from hydra._internal.utils import get_args_parser
 
     hydra_parser = get_args_parser()
