@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_deriva.catalog.model import Model
+from pytest_deriva.catalog.model import Model, Table
 
-__all__ = ["CatalogPort", "ObjectStore", "StoredObject", "Where"]
+__all__ = ["CatalogPort", "ObjectStore", "StoredObject", "Where", "select_in"]
 
 #: Row filter: column -> value (equality), list/tuple of values (IN) or None (IS NULL).
 Where = Mapping[str, Any]
@@ -176,3 +176,14 @@ class CatalogPort(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def select_in(
+    catalog: CatalogPort, table: Table, column: str, values: Iterable[Any], snapshot: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows of ``table`` whose ``column`` is one of ``values`` (each asked once), live or at a
+    snapshot; the adapter splits a long list as its transport needs."""
+    wanted = list(dict.fromkeys(values))
+    if not wanted:
+        return []
+    return catalog.select(table.schema.name, table.name, {column: wanted}, snapshot=snapshot)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytest_deriva._rid import decode_rid, is_rid, split_snapshot, validate_rid
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Table, check_table_name
+from pytest_deriva.catalog.port import select_in
 from pytest_deriva.dataset.dataset import Dataset
 from pytest_deriva.dataset.spec import DatasetSpec
 from pytest_deriva.dataset.version import DatasetHistory, DatasetVersion, VersionPart
@@ -38,7 +39,6 @@ else:
 __all__ = ["DatasetElement", "DatasetMixin"]
 
 # Rows per query when selecting by a list of values (SQLite allows 32766 parameters).
-_CHUNK = 5000
 
 DatasetLike = str | Dataset | DatasetSpec
 Members = Iterable[str] | Mapping[str, Iterable[str]]
@@ -467,20 +467,6 @@ class DatasetMixin(_Base):
     # ======================================================================================
     # Members
     # ======================================================================================
-    def _select_in(
-        self, table: Table, column: str, values: Iterable[Any], snapshot: str | None
-    ) -> list[dict[str, Any]]:
-        """Rows of ``table`` whose ``column`` is one of ``values``, live or at a snapshot."""
-        wanted = list(dict.fromkeys(values))
-        if not wanted:
-            return []
-        s, t = table.schema.name, table.name
-        if snapshot is not None:
-            return self.catalog.select(s, t, {column: set(wanted)}, snapshot=snapshot)
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(wanted), _CHUNK):
-            out += self.catalog.select(s, t, {column: wanted[i : i + _CHUNK]})
-        return out
 
     def _related(self, rid: str, *, children: bool, recurse: bool, snapshot: str | None = None) -> list[str]:
         """Nested datasets (``children``) or the datasets ``rid`` is nested in, breadth first."""
@@ -489,7 +475,7 @@ class DatasetMixin(_Base):
         out: list[str] = []
         frontier = [rid]
         while frontier:
-            links = self._select_in(table, here, frontier, snapshot)
+            links = select_in(self.catalog, table, here, frontier, snapshot=snapshot)
             frontier = [x for x in dict.fromkeys(r[there] for r in links) if x not in out and x != rid]
             out += frontier
             if not recurse:
@@ -520,7 +506,7 @@ class DatasetMixin(_Base):
                 e = element_of(t, None)
                 wanted = [validate_rid(r) for r in ([rids] if isinstance(rids, str) else rids)]
                 if validate:
-                    found = {r["RID"] for r in self._select_in(t, "RID", wanted, None)}
+                    found = {r["RID"] for r in select_in(self.catalog, t, "RID", wanted)}
                     missing = [r for r in wanted if r not in found]
                     if missing:
                         raise DerivaMLValidationError(
@@ -602,7 +588,7 @@ class DatasetMixin(_Base):
             a = e.association
             present = {
                 r[e.element_column]
-                for r in self._select_in(a, e.element_column, rids, None)
+                for r in select_in(self.catalog, a, e.element_column, rids)
                 if r[e.dataset_column] == rid
             }
             missing = [m for m in rids if m not in present]
@@ -650,8 +636,8 @@ class DatasetMixin(_Base):
                 continue
             visited.add(current)
             for e in elements.values():
-                links = self._select_in(e.association, e.dataset_column, [current], snapshot)
-                rows = self._select_in(e.table, "RID", [r[e.element_column] for r in links], snapshot)
+                links = select_in(self.catalog, e.association, e.dataset_column, [current], snapshot=snapshot)
+                rows = select_in(self.catalog, e.table, "RID", [r[e.element_column] for r in links], snapshot=snapshot)
                 rows.sort(key=_rid_key)
                 bucket, done = out[e.table.name], seen[e.table.name]
                 for r in rows:
@@ -679,7 +665,7 @@ class DatasetMixin(_Base):
         return self._datasets(rids)
 
     def _datasets(self, rids: list[str]) -> list[Dataset]:
-        rows = {r["RID"]: r for r in self._select_in(self._table(f"{self.ml_schema}:Dataset"), "RID", rids, None)}
+        rows = {r["RID"]: r for r in select_in(self.catalog, self._table(f"{self.ml_schema}:Dataset"), "RID", rids)}
         return [Dataset(self._full, r, rows[r].get("Description") or "") for r in rids if r in rows]
 
     # ======================================================================================
@@ -848,7 +834,7 @@ class DatasetMixin(_Base):
             for s in specs
         }
         file_t = self._table(f"{self.ml_schema}:File")
-        existing = {r["URL"]: r for r in self._select_in(file_t, "URL", [s.url for s in specs], None)}
+        existing = {r["URL"]: r for r in select_in(self.catalog, file_t, "URL", [s.url for s in specs])}
         for s in specs:
             old = existing.get(s.url)
             if old is not None and old["MD5"] != s.md5:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Model, Table
+from pytest_deriva.catalog.port import select_in
 from pytest_deriva.dataset._bdbag import MATERIALIZED_MARKER
 from pytest_deriva.dataset.version import DatasetVersion
 from pytest_deriva.exceptions import (
@@ -94,30 +95,30 @@ def _collect(ml: DerivaML, dataset_rid: str, snapshot: str) -> _Contents:
     datasets = [dataset_rid]
     frontier = [dataset_rid]
     while frontier:
-        links = ml._select_in(nested_t, "Dataset", frontier, snapshot)
+        links = select_in(ml.catalog, nested_t, "Dataset", frontier, snapshot=snapshot)
         out.add(nested_t, links)
         frontier = [r["Nested_Dataset"] for r in links if r["Nested_Dataset"] not in datasets]
         datasets += list(dict.fromkeys(frontier))
-    out.add(dataset_t, ml._select_in(dataset_t, "RID", datasets, snapshot))
+    out.add(dataset_t, select_in(ml.catalog, dataset_t, "RID", datasets, snapshot=snapshot))
     types_t = model.find_association(dataset_t, "Dataset_Type")[0]
-    out.add(types_t, ml._select_in(types_t, "Dataset", datasets, snapshot))
+    out.add(types_t, select_in(ml.catalog, types_t, "Dataset", datasets, snapshot=snapshot))
     # Version rows as they are now (their Snapshot column is set just after the snapshot it names).
-    pinned = {r["RID"] for r in ml._select_in(version_t, "Dataset", datasets, snapshot)}
-    out.add(version_t, [r for r in ml._select_in(version_t, "Dataset", datasets, None) if r["RID"] in pinned])
+    pinned = {r["RID"] for r in select_in(ml.catalog, version_t, "Dataset", datasets, snapshot=snapshot)}
+    out.add(version_t, [r for r in select_in(ml.catalog, version_t, "Dataset", datasets) if r["RID"] in pinned])
 
     members: dict[str, set[str]] = {}
     for element in ml._dataset_elements().values():
         if element.table is dataset_t:
             continue
-        links = ml._select_in(element.association, element.dataset_column, datasets, snapshot)
+        links = select_in(ml.catalog, element.association, element.dataset_column, datasets, snapshot=snapshot)
         out.add(element.association, links)
         rids = {r[element.element_column] for r in links}
-        out.add(element.table, ml._select_in(element.table, "RID", rids, snapshot))
+        out.add(element.table, select_in(ml.catalog, element.table, "RID", rids, snapshot=snapshot))
         members[element.table.qualified_name] = rids
     for feature in ml.find_features():
         targets = members.get(feature.target_table.qualified_name)
         if targets is not None:
-            rows = ml._select_in(feature.feature_table, feature.target_table.name, targets, snapshot)
+            rows = select_in(ml.catalog, feature.feature_table, feature.target_table.name, targets, snapshot=snapshot)
             out.add(feature.feature_table, rows)
 
     # Follow foreign keys outwards until no new rows turn up.
@@ -133,7 +134,7 @@ def _collect(ml: DerivaML, dataset_rid: str, snapshot: str) -> _Contents:
             wanted = {r[cols[0].name] for r in out.rows[t.qualified_name].values() if r[cols[0].name] is not None}
             have = {r[ref] for r in out.rows.get(pk.qualified_name, {}).values()}
             missing = wanted - have
-            if missing and out.add(pk, ml._select_in(pk, ref, missing, snapshot)):
+            if missing and out.add(pk, select_in(ml.catalog, pk, ref, missing, snapshot=snapshot)):
                 queue.append(pk)
     return out
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_deriva._rid import DRY_RUN_RID, is_rid
 from pytest_deriva.catalog.model import Column, Table
+from pytest_deriva.catalog.port import select_in
 from pytest_deriva.exceptions import DerivaMLExecutionError, DerivaMLUploadError, DerivaMLValidationError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class ExecutionDatasetMixin(_Base):
         target = feature.target_table
         ml = self._ml_object
         wanted = [str(getattr(r, target.name)) for r in records]
-        found = {row["RID"] for row in ml._select_in(target, "RID", wanted, None)}
+        found = {row["RID"] for row in select_in(ml.catalog, target, "RID", wanted)}
         missing = [x for x in dict.fromkeys(wanted) if x not in found]
         if missing:
             raise DerivaMLValidationError(
