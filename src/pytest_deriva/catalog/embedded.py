@@ -13,8 +13,11 @@ in WAL mode with a long busy timeout and every write is a ``BEGIN IMMEDIATE`` tr
 A folder the store cannot use is refused with one line naming it and what to do, before anything
 is written: a ``catalog.sqlite`` that is not a database, is truncated, is another program's, or
 was made by a newer version (``PRAGMA user_version`` and the ``format`` row say which), and a
-folder of other files. A catalog that cannot be written (its folder or database not writable, or
-without any write permission, which root would otherwise ignore), or opened with
+folder of other files. A store made by an older version is migrated when it is opened for
+writing (:mod:`pytest_deriva.catalog._migrations`: under the catalog's lock, after a copy
+``catalog.sqlite.bak-v<N>`` is made beside it, which is kept); opened read-only, it is read as it
+is where this version can, else refused. A catalog that cannot be written (its folder or database
+not writable, or without any write permission, which root would otherwise ignore), or opened with
 ``read_only=True``, is read through SQLite's read-only modes and refuses every write with
 ``DerivaMLReadOnlyError``.
 RIDs come from one catalog-wide sequence, so a RID names one row in one table. Every write
@@ -25,8 +28,8 @@ a snapshot replays that history, which is what dataset versions pin.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 import sqlite3
 import threading
 import uuid
@@ -38,6 +41,7 @@ from typing import Any
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva._rid import decode_rid, encode_rid, is_rid, split_snapshot
+from pytest_deriva.catalog import _migrations
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Column, Model, Table, check_columns, find_table
 from pytest_deriva.catalog.objectstore import FileObjectStore
 from pytest_deriva.catalog.port import Where
@@ -56,9 +60,10 @@ __all__ = ["CATALOG_FILE", "EmbeddedCatalog", "is_embedded_catalog"]
 CATALOG_FILE = "catalog.sqlite"
 # The version of the layout of catalog.sqlite: in the "format" row and in PRAGMA user_version
 # (which a later layout could keep even if it moved the row), so a newer catalog is recognized.
-_FORMAT_VERSION = 2
-_FORMAT = f"pytest-deriva-embedded-{_FORMAT_VERSION}"
-_FORMAT_RE = re.compile(r"pytest-deriva-embedded-(\d+)")
+# Older ones are migrated; _migrations has their history.
+_FORMAT_VERSION = _migrations.FORMAT_VERSION
+_FORMAT = _migrations.format_name(_FORMAT_VERSION)
+_logger = logging.getLogger("pytest_deriva")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # RID numbers are reserved in blocks, one counter update per block instead of one per row.
 _RID_BLOCK = 64
@@ -114,10 +119,12 @@ _OWN_FILES = frozenset(
         "servers",  # files of server catalogs' executions (see DerivaML's working folder)
     }
 )
+# The copy made before a migration: catalog.sqlite.bak-v<N> (see _migrations).
+_BACKUP_PREFIX = f"{CATALOG_FILE}.bak-v"
 
 
-def _creation_lock(folder: Path) -> AbstractContextManager[None]:
-    """The lock that serializes creating (and switching to WAL) a catalog in ``folder``."""
+def _catalog_lock(folder: Path) -> AbstractContextManager[None]:
+    """The lock that serializes creating a catalog in ``folder``, switching it to WAL and migrating it."""
     return file_lock(folder / ".lock")
 
 
@@ -229,13 +236,25 @@ class EmbeddedCatalog:
         self._rids_reserved_here = False  # reserved inside the open transaction
         self._model: Model | None = None
         self._model_version = -1
+        #: The store's format: this version's, or (read-only only) an older one it reads as it is.
+        self.format_version = _FORMAT_VERSION
+        found: int | None = None
         if db.exists():
             self._check_file()
-            self._inspect()
+            found = self._inspect()
             self._init_db()
         else:
             self._create()
         self.objects = FileObjectStore(self.path, read_only=self.read_only)
+        if found is not None and found != _FORMAT_VERSION:
+            if self.read_only:
+                self.format_version = found
+            else:
+                try:
+                    self._migrate()
+                except BaseException:
+                    self.close()
+                    raise
 
     @property
     def read_only(self) -> bool:
@@ -250,7 +269,9 @@ class EmbeddedCatalog:
                 f"The catalog in {self.path} has an object store (objects/) but no {CATALOG_FILE}: its database "
                 f"is missing. Restore {CATALOG_FILE} from a backup, or move the folder away to start a new catalog."
             )
-        strangers = [p.name for p in self.path.iterdir() if p.name not in _OWN_FILES]
+        strangers = [
+            p.name for p in self.path.iterdir() if p.name not in _OWN_FILES and not p.name.startswith(_BACKUP_PREFIX)
+        ]
         if strangers:
             raise DerivaMLConfigurationError(
                 f"{self.path} is not an embedded catalog: it has files ({', '.join(sorted(strangers)[:5])}) "
@@ -268,7 +289,7 @@ class EmbeddedCatalog:
             raise DerivaMLConfigurationError(
                 f"Cannot create a catalog in {self.path}: the folder is not writable. Name a folder you can write to."
             )
-        with _creation_lock(self.path):
+        with _catalog_lock(self.path):
             if not self._db_path.exists():
                 self._refuse_foreign_folder()
                 gi = self.path / ".gitignore"
@@ -325,34 +346,36 @@ class EmbeddedCatalog:
             )
         return DerivaMLConfigurationError(f"Cannot {doing} the catalog in {self.path}: {e} ({name or 'sqlite'}).")
 
-    def _inspect(self) -> None:
+    def _inspect(self) -> int | None:
         """Check the database's contents through a connection of its own, closed again before
         the catalog is used or refused, so that a refused catalog is left as it was: SQLite
         removes the -wal and -shm files it made for an ordinary connection when that closes, and
         where changes wait in the WAL (those files exist already) a read-only one does not merge
-        them. Either takes SQLite's locks: a catalog another process is writing reads whole."""
+        them. Either takes SQLite's locks: a catalog another process is writing reads whole.
+        Returns the store's format version (None for a database still empty)."""
         try:
             if _has_wal_content(self._db_path) and not self.read_only:
                 conn = sqlite3.connect(f"{self._db_path.as_uri()}?mode=ro", uri=True, timeout=60.0)
             else:
                 conn = self._open()
             try:
-                self._check_contents(conn)
+                return self._check_contents(conn)
             finally:
                 conn.close()
         except sqlite3.DatabaseError as e:
             raise self._database_error(e) from e
 
-    def _check_contents(self, conn: sqlite3.Connection) -> None:
+    def _check_contents(self, conn: sqlite3.Connection) -> int | None:
         """Refuse, reading only, a database that is not one of our catalogs or is of a format this
-        version does not know. An empty one (a catalog being made) passes, unless read-only."""
+        version cannot use or migrate; its format version. An empty one (a catalog being made)
+        passes (None), unless read-only."""
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         row = None
         if "_ermrest_meta" in tables:
             row = conn.execute("SELECT value FROM _ermrest_meta WHERE key = 'format'").fetchone()
-        found = _FORMAT_RE.fullmatch(str(row[0])) if row else None
-        number = int(found[1]) if found else version
+        found = _migrations.format_number(str(row[0])) if row else None
+        number = found if found is not None else version
         if number > _FORMAT_VERSION or version > _FORMAT_VERSION:
             raise DerivaMLConfigurationError(
                 f"The catalog in {self.path} was made by a newer pytest-deriva (catalog format "
@@ -371,17 +394,30 @@ class EmbeddedCatalog:
                     f"The catalog in {self.path} is empty ({CATALOG_FILE} has no tables) and read-only, so there "
                     "is nothing to read; name the folder of a catalog."
                 )
-            return
+            return None
         if found is None:
             raise DerivaMLConfigurationError(
                 f"{self._db_path} is of an unknown format {row[0]!r}, not a catalog this version reads "
                 f"({_FORMAT!r}); name another folder for the catalog. It was left as it is."
             )
-        if number < _FORMAT_VERSION:
+        store = _migrations.store_version(number, version)
+        if store == _FORMAT_VERSION:
+            return store
+        steps = _migrations.plan(store)
+        if steps is None:
             raise DerivaMLConfigurationError(
                 f"The catalog in {self.path} was made by an older pytest-deriva (catalog format {number}); this "
-                f"version reads format {_FORMAT_VERSION}. Use the version that made it, or name another folder."
+                f"version reads format {_FORMAT_VERSION} and cannot migrate it. Use the version that made it, "
+                "or name another folder."
             )
+        if self.read_only and not all(step.readable_before for step in steps):
+            raise DerivaMLConfigurationError(
+                f"The catalog in {self.path} was made by an older pytest-deriva ({_migrations.describe(store)}) "
+                f"and is read-only here ({self.read_only_reason}), so it cannot be migrated to format "
+                f"{_FORMAT_VERSION}. Open it once where it can be written (a copy is kept), or use the version "
+                "that made it."
+            )
+        return store
 
     def _refuse_write(self, what: str) -> None:
         if self.read_only_reason is not None:
@@ -498,6 +534,31 @@ class EmbeddedCatalog:
             self._conn = None
 
     # -- set-up ------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Bring an older store to this version's format, once: under the catalog's lock, where
+        the version is read again (another process may have migrated it meanwhile)."""
+        with _catalog_lock(self.path):
+            conn = self._connection()
+            try:
+                version = self._check_contents(conn)
+            except sqlite3.DatabaseError as e:
+                raise self._database_error(e) from e
+            if version is None or version == _FORMAT_VERSION:
+                _logger.debug("The catalog in %s was migrated meanwhile by another process.", self.path)
+                return
+            backup, done = _migrations.migrate(self, conn, self._db_path, version)
+        self._model = None
+        # A warning, not info: the store changed for good and a file was added to the folder, and
+        # DerivaML's handle sets the package's logger to WARNING by default.
+        _logger.warning(
+            "Migrated the catalog in %s from %s to format %d (%s); the catalog as it was is kept in %s.",
+            self.path,
+            _migrations.describe(version),
+            _FORMAT_VERSION,
+            "; ".join(done) or "only its version number changed",
+            backup,
+        )
+
     def _init_db(self) -> None:
         conn = self._connection()
         if self.read_only:
@@ -510,7 +571,7 @@ class EmbeddedCatalog:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             # Switching to WAL needs the database to itself: do it under the creation lock, and
             # look again there (the process that made the catalog may have just done it).
-            with _creation_lock(self.path):
+            with _catalog_lock(self.path):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     try:
                         conn.execute("PRAGMA journal_mode = WAL")
