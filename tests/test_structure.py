@@ -84,7 +84,7 @@ def test_layers_below_do_not_import_layers_above() -> None:
     above = {
         "pytest_deriva.catalog": ("pytest_deriva.ml", "pytest_deriva.execution", "pytest_deriva.dataset"),
         "pytest_deriva.execution": ("pytest_deriva.config", "pytest_deriva.plugin", "pytest_deriva.session"),
-        "pytest_deriva.dataset": ("pytest_deriva.config", "pytest_deriva.plugin", "pytest_deriva.session"),
+        "pytest_deriva.dataset": ("pytest_deriva.config", "pytest_deriva.plugin", "pytest_deriva.execution"),
         "pytest_deriva.config": ("pytest_deriva.plugin", "pytest_deriva.session", "pytest_deriva.sweep"),
     }
     wrong = [

@@ -10,9 +10,9 @@ experiments are collected (:mod:`pytest_deriva.collect`), planned as runs and sw
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 import os
+import pkgutil
 import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -116,10 +116,10 @@ def make_ml_instance(config: pytest.Config) -> DerivaML:
     cls: type[DerivaML] = DerivaML
     if spec:
         module_name, _, class_name = str(spec).partition(":")
-        if not module_name or not class_name:
+        if not module_name or not class_name:  # resolve_name would guess where a dotted module ends
             raise pytest.UsageError(f"--deriva-ml-class {spec!r}: give it as module:Class (e.g. my_project.ml:EyeAI).")
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
+            cls = pkgutil.resolve_name(str(spec))
         except (ImportError, AttributeError, ValueError) as e:
             raise pytest.UsageError(f"--deriva-ml-class {spec!r}: cannot import it ({e}); give module:Class.") from e
         if not (isinstance(cls, type) and issubclass(cls, DerivaML)):

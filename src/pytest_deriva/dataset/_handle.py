@@ -844,7 +844,7 @@ class DatasetMixin(_Base):
                 )
         if execution_rid is not None:
             self._expect_table(execution_rid, "Execution", "an execution")
-        from pytest_deriva.execution._paths import checked_file_name
+        from pytest_deriva._filenames import checked_file_name
 
         for s in specs:  # a file name must not lead out of the folder it is downloaded into
             checked_file_name(s.filename, f"File name of {s.url}")

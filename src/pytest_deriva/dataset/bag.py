@@ -510,7 +510,7 @@ class BagCatalog:
 
 def _asset_name(row: dict[str, Any]) -> str:
     """The file name an asset row's file gets in a bag: its Filename, checked to stay in its folder."""
-    from pytest_deriva.execution._paths import checked_file_name
+    from pytest_deriva._filenames import checked_file_name
 
     name = row.get("Filename") or str(row["URL"]).rstrip("/").rsplit("/", 1)[-1]
     return checked_file_name(str(name), f"Filename of asset {row.get('RID')}")

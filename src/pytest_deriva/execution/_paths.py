@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from pytest_deriva._filenames import NAME_MAX, check_length, checked_file_name
 from pytest_deriva.catalog.model import Table
 from pytest_deriva.exceptions import DerivaMLInputError, DerivaMLValidationError
 
@@ -24,14 +25,10 @@ __all__ = [
     "checked_file_name",
     "execution_root",
     "feature_value_path",
-    "forget",
     "manifest_path",
     "table_csv_path",
 ]
 
-#: The longest file name, in bytes, that the usual file systems take (ext4, XFS, APFS, NTFS in
-#: UTF-16 units); a longer one fails only when the file is made, as a bare ``OSError``.
-NAME_MAX = 255
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 
 
@@ -42,42 +39,6 @@ def _ensure(folder: Path) -> Path:
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def forget(root: Path) -> None:
-    """Nothing to forget any more (folders are not cached); kept until its callers are gone."""
-
-
-def _check_length(name: str, what: str) -> None:
-    size = len(name.encode("utf-8", "surrogateescape"))
-    if size > NAME_MAX:
-        raise DerivaMLValidationError(
-            f"{what} {DerivaMLInputError.shown(name)} is {size} bytes long; a file name can have at most "
-            f"{NAME_MAX}. Give a shorter name."
-        )
-
-
-def checked_file_name(name: object, what: str = "file name") -> str:
-    """Return ``name`` if it is a plain file name that stays inside its folder, else raise.
-
-    Several dots and spaces are fine (``my model.v2.pt``); separators, ``..``, absolute paths,
-    NUL bytes and names longer than :data:`NAME_MAX` bytes are not: a registered file never
-    escapes its execution's folder, and a name is refused before any file is made.
-    """
-    if not isinstance(name, str):
-        raise DerivaMLInputError(
-            f"{what} {DerivaMLInputError.shown(name)} ({type(name).__name__}) is not a file name; give a plain "
-            "file name as a string, for example 'model.pt'."
-        )
-    if not name:
-        raise DerivaMLValidationError(f"{what} is empty (''); give a plain file name, for example 'model.pt'.")
-    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or Path(name).is_absolute():
-        raise DerivaMLValidationError(
-            f"{what} {name!r} is not a plain file name; it must not contain '/', '\\\\', be '..' or be absolute. "
-            "Give just the name, for example 'model.pt'."
-        )
-    _check_length(name, what)
-    return name
 
 
 def check_asset_arguments(asset_name: object, file_name: object, rename_file: object = None) -> None:
@@ -109,7 +70,7 @@ def check_asset_arguments(asset_name: object, file_name: object, rename_file: ob
             "of an existing file."
         )
     for part in Path(text).parts:  # no existing file has a longer name: refuse before stat() fails
-        _check_length(part, "file_name" if part == Path(text).name else "a folder in file_name")
+        check_length(part, "file_name" if part == Path(text).name else "a folder in file_name")
     if rename_file is not None:
         checked_file_name(rename_file, "rename_file")
 

@@ -735,7 +735,6 @@ class ExecutionBase:
         if self._dry_run:
             if clean_folder is not False and self._working_dir.name.startswith("deriva-dry-run-"):
                 shutil.rmtree(self._working_dir, ignore_errors=True)
-                _paths.forget(self._working_dir / "execution" / self.execution_rid)
             return {}
         if clean_folder is None:
             clean_folder = getattr(self._ml_object, "clean_execution_dir", True)
@@ -840,7 +839,6 @@ class ExecutionBase:
         else:
             for child in folder_path.iterdir():
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-        _paths.forget(folder_path)
         self._manifest = None
 
     # -- inputs ------------------------------------------------------------------------------
