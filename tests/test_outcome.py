@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_deriva import DerivaML, ExecutionConfiguration, Workflow
-from pytest_deriva.exceptions import DerivaMLUploadError
+from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLUploadError
 from pytest_deriva.execution.outcome import Outcome, end_run
 
 
@@ -75,7 +75,7 @@ def test_a_file_that_does_not_upload_is_raised_and_stays_pending(
     exe.asset_file_path("Execution_Asset", "model.txt").write_text("w")  # type: ignore[attr-defined]
     store = ml.catalog.objects
     real_put = store.put
-    store.put = _refuse  # type: ignore[method-assign]  # the disk under the object store is gone
+    store.put = _refuse  # type: ignore[method-assign]
     with pytest.raises(DerivaMLUploadError, match=r"model\.txt"):
         end_run(exe, outcome)  # type: ignore[arg-type]
     record = ml.lookup_execution(exe.execution_rid)  # type: ignore[attr-defined]
@@ -88,4 +88,5 @@ def test_a_file_that_does_not_upload_is_raised_and_stays_pending(
 
 
 def _refuse(*args: object, **kwargs: object) -> object:
-    raise OSError("disk gone")
+    # What the object store says when it cannot take a file (an OSError would be retried for 35 s).
+    raise DerivaMLDataError("the object store refused the file")
