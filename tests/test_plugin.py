@@ -794,3 +794,35 @@ def test_execution_fixture_outside_an_experiment_fails_clearly(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*records experiment_* functions under `pytest --deriva-run`*"])
+
+
+STOPS_EARLY = """
+import pytest
+
+
+@pytest.mark.parametrize("i", [0, 1, 2])
+def experiment_stops(i, execution):
+    assert i != 1, "child 1 fails"
+"""
+
+
+def test_stopping_early_aborts_the_children_never_run_and_the_summary_lists_them(pytester):
+    root = make_project(pytester, {"experiment_stops.py": STOPS_EARLY})
+    result = pytester.runpytest("--deriva-run", "-x", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    with catalog(root / ".deriva") as ml:
+        [(parent_rid, links)] = parents_and_children(ml).items()
+        never = ml.lookup_execution(links[2]["Nested_Execution"])
+        assert never.status.value == "Aborted"
+        assert never.status_detail.startswith("Not run: the session ended before it ran")
+        assert ml.lookup_execution(parent_rid).status_detail == "1 of 3 completed, 1 failed, 1 aborted"
+    # Every child is in the summary with its status, the one never run too.
+    result.stdout.fnmatch_lines(
+        [
+            f"sweep {parent_rid}  *Failed: 1 of 3 completed, 1 failed, 1 aborted",
+            "*seq*execution*status*",
+            "*0*Completed*",
+            "*1*Failed*",
+            f"*2*{never.execution_rid}*Aborted: Not run: the session ended before it ran*",
+        ]
+    )

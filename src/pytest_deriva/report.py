@@ -72,6 +72,23 @@ def summary_lines(
             by_parent.setdefault(r["parent"], []).append(r)
         else:
             singles.append(r)
+    for sweep in parents.values():
+        # Every child of the sweep, also those this session did not run (interrupted, -x, never
+        # started): with the status and reason the catalog holds.
+        ran = {r.get("rid") for r in by_parent.get(sweep.parent_rid, [])}
+        for child in sweep.children:
+            if child.get("rid") not in ran:
+                by_parent.setdefault(sweep.parent_rid, []).append(
+                    {
+                        "rid": child["rid"],
+                        "sequence": child.get("sequence"),
+                        "status": f"{child['status']}: {child['detail']}" if child.get("detail") else child["status"],
+                        "description": sweep.description,
+                        "duration": None,
+                        "params": {},
+                        "outputs": 0,
+                    }
+                )
     for parent, children in by_parent.items():
         children.sort(key=lambda r: (r.get("sequence") is None, r.get("sequence") or 0))
         result = parents.get(parent)

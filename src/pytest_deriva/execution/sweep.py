@@ -109,12 +109,24 @@ def close_sweep(
     record.update_status(status, detail, **extra)
     if final:
         release_parent(ml.working_dir, parent_rid)
+    links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
+    sequence = {link["Nested_Execution"]: link["Sequence"] for link in links}
     return SweepResult(
         parent_rid,
         record.description or "",
         status,
         detail,
-        [{"rid": c.execution_rid, "status": c.status.value, "duration": c.duration} for c in children],
+        [
+            {
+                "rid": c.execution_rid,
+                "sequence": sequence.get(c.execution_rid),
+                "status": c.status.value,
+                "detail": c.status_detail,
+                "duration": c.duration,
+                "description": c.description,
+            }
+            for c in children
+        ],
     )
 
 
