@@ -1,4 +1,4 @@
-# Quick start:  make demo   (runs the example sweep with pytest --deriva-run and shows the record)
+# Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, compares the sweep)
 #               make test   (runs the whole test suite, with the DERIVA server leg where it can start one)
 # Both create .venv and install what they need on first use.
 
@@ -19,6 +19,9 @@ demo: $(STAMP)
 	$(BIN)/python -m pytest --deriva-run examples/experiments -p no:randomly
 	$(BIN)/python examples/show_runs.py
 	$(BIN)/python examples/dataset_demo.py
+	$(BIN)/pytest-deriva runs --limit 5
+	$(BIN)/pytest-deriva compare --sort accuracy $$($(BIN)/pytest-deriva runs --limit 0 --json \
+	  | $(BIN)/python -c "import json, sys; print([r['RID'] for r in json.load(sys.stdin) if r['Kind'].startswith('sweep')][-1])")
 
 # The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can
 # start it (root, with ../shared/deriva-server beside the checkout), and skips otherwise.

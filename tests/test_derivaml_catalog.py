@@ -109,8 +109,16 @@ def test_a_catalog_derivaml_made_is_used_as_is(bare: CatalogPort, project: Path)
     # Added, never replaced: the Dataset record page's sections, and DerivaML's navbar in place of
     # deriva-py's baseline one (public and WWW only), as DerivaML's own apply_catalog_annotations
     # puts it there on its first table.
+    # pytest-deriva's run index (issue 11) in its own schema, deriva-ml left as DerivaML made it;
+    # an embedded store makes it when a run first writes to it.
+    index = (
+        []
+        if bare.creates_on_demand
+        else [f"created table pytest-deriva:{t}" for t in ("Execution_Parameter", "Execution_Metric")]
+    )
     assert done == [
         "annotated deriva-ml:Dataset (1 annotations)",
+        *index,
         "set the catalog's Chaise navbar and display annotations",
         "added 1 Dataset_Type terms: Complete",
     ]

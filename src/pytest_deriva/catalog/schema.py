@@ -511,6 +511,44 @@ def extra_schemas() -> dict[str, list[dict[str, Any]]]:
     return {"WWW": [dict(www["tables"][name]) for name in ("Page", "File")]}
 
 
+#: The schema of pytest-deriva's own tables (outside ``deriva-ml``, which stays DerivaML's).
+INDEX_SCHEMA = "pytest-deriva"
+
+
+def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
+    """The run index: each execution's parameters and metrics, one row per name, written when a
+    run is recorded so that runs are found and compared without reading a file per run (the
+    files, ``hydra-*-config.yaml`` and ``metrics.json``, stay as DerivaML reads them)."""
+    fkeys: list[tuple[Sequence[str], str, str, Sequence[str]]] = [(["Execution"], ml_schema, "Execution", ["RID"])]
+    return [
+        plain_table(
+            "Execution_Parameter",
+            [
+                column("Execution", "text", nullok=False),
+                column("Name", "text", nullok=False, comment="dotted path in the run's configuration, e.g. model.lr"),
+                column("Value", "jsonb", comment="the value as recorded"),
+            ],
+            keys=[("Execution", "Name")],
+            fkeys=fkeys,
+            comment="Parameters of an execution (its Hydra configuration, flattened).",
+            cascade=True,
+        ),
+        plain_table(
+            "Execution_Metric",
+            [
+                column("Execution", "text", nullok=False),
+                column("Name", "text", nullok=False, comment="dotted path in metrics.json, e.g. per_class.0"),
+                column("Value", "float8", comment="the number; null when it is not a finite number"),
+                column("Text", "text", comment="the value as text when it is not a finite number (NaN, a string)"),
+            ],
+            keys=[("Execution", "Name")],
+            fkeys=fkeys,
+            comment="Metrics an execution returned (metrics.json, flattened).",
+            cascade=True,
+        ),
+    ]
+
+
 #: ``chaise-config`` brand of the baseline deriva-py gives a new catalog (replaced by ours).
 _BASELINE_BRAND = "DERIVA"
 #: ``chaise-config`` brand of the catalog annotation below (DerivaML's ``apply_catalog_annotations``).

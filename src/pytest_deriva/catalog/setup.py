@@ -15,7 +15,7 @@ from pytest_deriva.catalog import schema as ddl
 from pytest_deriva.catalog.port import CatalogPort
 from pytest_deriva.exceptions import DerivaMLConfigurationError
 
-__all__ = ["init_catalog", "require_ml_schema"]
+__all__ = ["ensure_index", "init_catalog", "require_ml_schema"]
 
 
 def require_ml_schema(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> None:
@@ -60,6 +60,10 @@ def init_catalog(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> list[s
             if name not in catalog.refresh_model().schemas:
                 catalog.create_tables(name, doc)
                 done.append(f"created schema {name}")
+        # The run index: here on a server, which makes nothing on demand. An embedded store makes
+        # it when a run first writes to it, so a store's layout stays what its format version says
+        # until then (the format migrations compare layouts; see catalog/_migrations.py).
+        done += ensure_index(catalog, ml_schema, create=not catalog.creates_on_demand)
         model = catalog.refresh_model()
         if ddl.replaces_catalog_annotations(model.doc.get("annotations") or {}):
             wanted_catalog = ddl.catalog_annotations(catalog.catalog_id, model)
@@ -93,3 +97,21 @@ def _missing_annotations(
             catalog.set_annotations(ml_schema, doc["table_name"], add)
             done.append(f"annotated {ml_schema}:{doc['table_name']} ({len(add)} annotations)")
     return done
+
+
+def ensure_index(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA, *, create: bool = False) -> list[str]:
+    """Create the run index (:func:`~pytest_deriva.catalog.schema.index_tables`) where it is
+    missing and ``create`` is set; what was done. ``catalog init`` adds it to a catalog set up
+    before it existed; runs recorded without it are read from their files."""
+    missing = _missing_index(catalog.model, ml_schema)
+    if missing and create:
+        missing = _missing_index(catalog.refresh_model(), ml_schema)  # another process may have made it
+    if not missing or not create:
+        return []
+    catalog.create_tables(ddl.INDEX_SCHEMA, missing)
+    return [f"created table {ddl.INDEX_SCHEMA}:{t['table_name']}" for t in missing]
+
+
+def _missing_index(model: Any, ml_schema: str) -> list[dict[str, Any]]:
+    have = model.schemas[ddl.INDEX_SCHEMA].tables if ddl.INDEX_SCHEMA in model.schemas else {}
+    return [t for t in ddl.index_tables(ml_schema) if t["table_name"] not in have]

@@ -41,7 +41,7 @@ from pytest_deriva.exceptions import (
     DerivaMLUploadError,
     DerivaMLValidationError,
 )
-from pytest_deriva.execution import _lease, _paths
+from pytest_deriva.execution import _index, _lease, _paths
 from pytest_deriva.execution._datasets import ExecutionDatasetMixin
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.environment import environment_snapshot, redact_argv
@@ -250,6 +250,8 @@ class ExecutionBase:
         """
         items = _metadata_items(self._ml_object, self.configuration, self._hydra_files, self.execution_rid)
         rids = self._record_assets(items, final_status=(Status.pending, _PLANNED, {}))
+        if params := _run_parameters(self._ml_object, self._hydra_files):
+            _index.write_parameters(self._ml_object, {self.execution_rid: params})
         table = MLAsset.execution_metadata.value
         self.uploaded_assets = {
             f"{self._ml_object.ml_schema}/{table}": [
@@ -323,6 +325,9 @@ class ExecutionBase:
                 items.update(mine)
                 owners.update(dict.fromkeys(mine, rid))
             crash_point("plan:stored")
+            # The sweep's parameters, indexed in one insert for all of its runs.
+            params = {rid: _run_parameters(ml_object, files) for (_, files), rid in zip(runs, rids, strict=True)}
+            _index.write_parameters(ml_object, params)
             with cat.transaction():
                 table = ml_object._table(f"{schema}:{MLAsset.execution_metadata.value}")
                 _record_asset_rows(ml_object, table, [(k, *items[k]) for k in items], owners)
@@ -968,6 +973,19 @@ def _check_inputs(ml_object: DerivaML, configuration: ExecutionConfiguration) ->
                 a.rid,
                 f"Asset {a.rid} in the configuration is a row of {found.table.name}, not of an asset table.",
             )
+
+
+def _run_parameters(ml_object: DerivaML, hydra_files: Mapping[str, bytes]) -> dict[str, Any]:
+    """The parameters of a run, for the index: from the Hydra files given in memory, else from
+    the Hydra run folder's ``config.yaml`` / ``overrides.yaml`` (what :func:`_metadata_items` records)."""
+    files = dict(hydra_files)
+    out = ml_object.hydra_runtime_output_dir
+    if not files and out and Path(out).is_dir():
+        for f in sorted(Path(out).rglob("*.yaml")):
+            if f.name in ("config.yaml", "overrides.yaml"):
+                files[f"hydra-{Path(out).name}-{f.name}"] = f.read_bytes()
+    # Redacted as the recorded files are: a secret in the configuration is not indexed either.
+    return _index.parameters_from_files({name: redact_text_file(name, data) for name, data in files.items()})
 
 
 def _metadata_items(

@@ -11,11 +11,14 @@ follows the files (:meth:`Execution.end`), so a record never says more than is t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_deriva.enums import Status
+from pytest_deriva.exceptions import DerivaMLException
+from pytest_deriva.execution._index import json_safe, write_metrics
 
 if TYPE_CHECKING:
     from pytest_deriva.execution.execution import Execution
@@ -79,7 +82,14 @@ def end_run(
             path.write_text(outcome.traceback, encoding="utf-8")
         if outcome.metrics:
             path = execution.asset_file_path("Execution_Metadata", "metrics.json", asset_types="Execution_Metadata")
-            path.write_text(json.dumps(dict(outcome.metrics)), encoding="utf-8")
+            # Valid JSON: NaN and infinities are null here; the index keeps their text.
+            path.write_text(json.dumps(json_safe(dict(outcome.metrics)), default=str), encoding="utf-8")
+            try:
+                write_metrics(execution.catalog, execution.execution_rid, outcome.metrics)
+            except DerivaMLException as e:  # the file has them; the run still ends as it should
+                logging.getLogger("pytest_deriva").warning(
+                    "Execution %s: metrics not indexed (%s); they are in metrics.json", execution.execution_rid, e
+                )
     return execution.end(
         outcome.status, outcome.detail, progress_callback=progress_callback, timeout=timeout, chunk_size=chunk_size
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pytest_deriva.enums import Status
+from pytest_deriva.execution import _index
 
 if TYPE_CHECKING:
     from pytest_deriva.execution.workflow import Workflow
@@ -32,15 +35,25 @@ class ExecutionRecord:
         _logger: logging.Logger | None = None,
         status_detail: str | None = None,
         duration: str | None = None,
+        created: datetime | str | None = None,
+        modified: datetime | str | None = None,
     ) -> None:
         self.execution_rid = execution_rid
         self._workflow = workflow
         self._status = Status(status)
         self.description = description
         self.status_detail = status_detail
+        #: The catalog's ``Duration`` text (``0.0H 0.0min 3.1416sec``), as DerivaML records it;
+        #: :attr:`elapsed` is the same as a ``timedelta``.
         self.duration = duration
+        self.created = _timestamp(created)
+        self.modified = _timestamp(modified)
         self._ml = _ml_instance
         self._logger = _logger or logging.getLogger("pytest_deriva")
+        # Filled by find_executions for many runs at once, else read on first use.
+        self._parameters: dict[str, Any] | None = None
+        self._metrics: dict[str, float | str | None] | None = None
+        self._parent: str | bool | None = False  # False: not read yet
 
     @classmethod
     def _from_row(cls, row: dict[str, Any], ml: DerivaML) -> ExecutionRecord:
@@ -51,6 +64,8 @@ class ExecutionRecord:
             description=row.get("Description"),
             status_detail=row.get("Status_Detail"),
             duration=row.get("Duration"),
+            created=row.get("RCT"),
+            modified=row.get("RMT"),
             _ml_instance=ml,
         )
 
@@ -73,6 +88,58 @@ class ExecutionRecord:
         if isinstance(self._workflow, str):
             self._workflow = self._ml.lookup_workflow(self._workflow)
         return self._workflow
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters, flat (``{"model.lr": 0.1}``): its recorded Hydra configuration,
+        read from the run index (or, for a run recorded before it, from the files)."""
+        if self._parameters is None:
+            self._parameters = _index.read_parameters(self._ml, [self.execution_rid])[self.execution_rid]
+        return self._parameters
+
+    @property
+    def metrics(self) -> dict[str, float | str | None]:
+        """The metrics the run returned, flat (``{"acc": 0.93, "per_class.0": 0.9}``); a value
+        that is not a finite number (NaN, a string) as its text."""
+        if self._metrics is None:
+            self._metrics = _index.read_metrics(self._ml, [self.execution_rid])[self.execution_rid]
+        return self._metrics
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        """How long the run took (its ``Duration``), or None when it has not ended.
+
+        ``duration`` stays the catalog's text, as in DerivaML, so this is the ``timedelta``."""
+        return parse_duration(self.duration)
+
+    @property
+    def stop_time(self) -> datetime | None:
+        """When the run ended: the last change of its row once it has a final status, else None."""
+        return self.modified if self._status in _FINAL else None
+
+    @property
+    def start_time(self) -> datetime | None:
+        """When the run started: its end less its Duration once both are known, else when its
+        row was made (``RCT``; a planned sweep child's row is made before it starts)."""
+        stop, elapsed = self.stop_time, self.elapsed
+        if stop is not None and elapsed is not None:
+            return stop - elapsed
+        return self.created
+
+    @property
+    def parent(self) -> str | None:
+        """The RID of the sweep this run is a child of, or None."""
+        if self._parent is False:
+            rows = self._ml.catalog.select(
+                self._ml.ml_schema, "Execution_Execution", {"Nested_Execution": self.execution_rid}, limit=1
+            )
+            self._parent = rows[0]["Execution"] if rows else None
+        return self._parent if isinstance(self._parent, str) else None
+
+    @property
+    def outputs(self) -> list[Asset]:
+        """The files this run wrote (its ``Output`` assets of every asset table)."""
+        return self.list_assets("Output")
 
     def update_status(self, status: Status, msg: str, **extra: Any) -> None:
         """Set ``Status`` and ``Status_Detail`` (and any other Execution columns in ``extra``)."""
@@ -127,6 +194,28 @@ class ExecutionRecord:
             f"ExecutionRecord(rid={self.execution_rid!r}, status={self._status.value!r}, "
             f"description={self.description!r})"
         )
+
+
+_FINAL = frozenset({Status.completed, Status.failed, Status.aborted})
+_DURATION = re.compile(r"^\s*(-?[\d.]+)H\s+(-?[\d.]+)min\s+(-?[\d.]+)sec\s*$")
+
+
+def parse_duration(text: str | None) -> timedelta | None:
+    """The catalog's ``Duration`` text (``0.0H 1.0min 3.1416sec``) as a ``timedelta``; None if absent or unreadable."""
+    found = _DURATION.match(text or "")
+    if not found:
+        return None
+    hours, minutes, seconds = (float(g) for g in found.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _timestamp(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
 
 
 def _rid_of(execution: Any) -> str:

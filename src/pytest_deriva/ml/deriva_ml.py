@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,6 +41,7 @@ from pytest_deriva.ml.records import Asset, ResolveRidResult, VocabularyTerm
 if TYPE_CHECKING:
     from pytest_deriva.execution.configuration import ExecutionConfiguration
     from pytest_deriva.execution.execution import Execution
+    from pytest_deriva.execution.query import ExecutionList
     from pytest_deriva.execution.record import ExecutionRecord
     from pytest_deriva.execution.workflow import Workflow
 
@@ -667,24 +669,46 @@ class DerivaMLBase:
         self,
         workflow: Workflow | str | None = None,
         workflow_type: str | None = None,
-        status: Status | str | None = None,
-    ) -> list[ExecutionRecord]:
-        """Executions, oldest first, optionally of one workflow, workflow type or status."""
-        from pytest_deriva.execution.record import ExecutionRecord
+        status: Status | str | Iterable[Status | str] | None = None,
+        *,
+        parent: str | None = None,
+        since: datetime | str | timedelta | None = None,
+        until: datetime | str | timedelta | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> ExecutionList:
+        """Executions, oldest first (a sweep's children in ``Sequence`` order with ``parent``).
 
-        where: dict[str, Any] = {}
-        if workflow is not None:
-            where["Workflow"] = workflow if isinstance(workflow, str) else workflow.rid
-        if status is not None:
-            where["Status"] = Status(status).value
-        if workflow_type is not None:
-            name = self.lookup_term(MLVocab.workflow_type, workflow_type).name
-            wfs = self.catalog.select(self.ml_schema, "Workflow_Workflow_Type", {"Workflow_Type": name})
-            where["Workflow"] = [
-                w["Workflow"] for w in wfs if "Workflow" not in where or w["Workflow"] == where["Workflow"]
-            ]
-        rows = self.catalog.select(self.ml_schema, "Execution", where, order_by=["RCT"])
-        return [ExecutionRecord._from_row(r, self._full) for r in rows]
+        Args:
+            workflow, workflow_type, status: Of this workflow (RID or Workflow), workflow type,
+                or status (one, or several).
+            parent: The children of this sweep.
+            since, until: Made at or after / at or before this time (a ``datetime``, an ISO
+                text such as ``2026-12-01``, or a ``timedelta`` back from now).
+            params, metrics: Name -> condition: a value (equal), a list of values (any of
+                them), ``(operator, value)`` such as ``(">", 0.9)``, or a function of the value,
+                e.g. ``params={"lr": 0.1}, metrics={"acc": (">=", 0.9)}``.
+            limit: Only the last ``limit`` of them.
+
+        The result is a list of :class:`ExecutionRecord` with ``to_records()`` (a list of dicts)
+        and ``to_dataframe()`` (pandas). Parameters and metrics come from the run index, not
+        from a file per run.
+        """
+        from pytest_deriva.execution.query import find_executions
+
+        return find_executions(
+            self._full,
+            workflow,
+            workflow_type,
+            status,
+            parent=parent,
+            since=since,
+            until=until,
+            params=params,
+            metrics=metrics,
+            limit=limit,
+        )
 
     def recover(self) -> list[str]:
         """Finish what processes that stopped (killed, crashed) left unfinished in this handle's

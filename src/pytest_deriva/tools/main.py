@@ -3,6 +3,14 @@
     pytest-deriva catalog create https://<host>            a new catalog, set up for DerivaML
     pytest-deriva catalog init https://<host>/ermrest/catalog/<id> | FOLDER
                                                           add what DerivaML needs, idempotently
+    pytest-deriva runs [--status S] [--parent RID] [--param lr=0.1] [--metric 'acc>0.9'] ...
+                                                          recent executions and sweeps
+    pytest-deriva show RID                                everything about one run
+    pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
+                                                          parameters x metrics x status x duration
+
+``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
+named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
 
 Credentials for a server come as the ``deriva`` package finds them, or from ``--credential FILE``
 (or ``DERIVA_CREDENTIAL_FILE`` / ``DERIVA_TOKEN``). Exit status 0 on success, 1 when the catalog
@@ -38,7 +46,62 @@ def _parser() -> argparse.ArgumentParser:
     )
     for p in (create, init):
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
+
+    runs = commands.add_parser("runs", help="list recent executions and sweeps")
+    runs.add_argument("--workflow", metavar="RID", help="of this workflow")
+    runs.add_argument("--type", dest="workflow_type", metavar="TYPE", help="of this workflow type, e.g. Training")
+    runs.add_argument(
+        "--status", action="append", metavar="STATUS", help="with this status (repeat for any of several)"
+    )
+    runs.add_argument("--parent", metavar="RID", help="the children of this sweep")
+    runs.add_argument("--since", metavar="WHEN", help="made at or after, e.g. 2026-12-01 or 2026-12-01T10:30")
+    runs.add_argument("--until", metavar="WHEN", help="made at or before")
+    runs.add_argument(
+        "--param", action="append", metavar="COND", help="NAME=VALUE, NAME=V1,V2 or NAME>VALUE (also >=, <, <=, !=)"
+    )
+    runs.add_argument("--metric", action="append", metavar="COND", help="as --param, on a metric, e.g. 'acc>=0.9'")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="the last N (default 20; 0 for all)")
+    show = commands.add_parser("show", help="everything about one execution")
+    show.add_argument("rid", metavar="RID")
+    compare = commands.add_parser("compare", help="compare a sweep's children, or the runs named")
+    compare.add_argument("rids", nargs="+", metavar="RID", help="a sweep's parent, or two or more runs")
+    compare.add_argument("--sort", metavar="METRIC", help="order by this metric and mark the best run")
+    order = compare.add_mutually_exclusive_group()
+    order.add_argument("--desc", dest="descending", action="store_true", default=True, help="highest first (default)")
+    order.add_argument("--asc", dest="descending", action="store_false", help="lowest first (e.g. a loss)")
+    for p in (runs, show, compare):
+        p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
+        p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
+        fmt = p.add_mutually_exclusive_group()
+        fmt.add_argument("--json", dest="format", action="store_const", const="json", default="table")
+        fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
     return parser
+
+
+def _look(args: argparse.Namespace) -> str:
+    from pytest_deriva.tools import runs
+
+    ml = runs.open_catalog(args.catalog, args.credential)
+    try:
+        if args.command == "show":
+            return runs.show(ml, args.rid, args.format)
+        if args.command == "compare":
+            return runs.compare(ml, args.rids, args.format, sort=args.sort, descending=args.descending)
+        return runs.runs(
+            ml,
+            args.format,
+            limit=args.limit or None,
+            workflow=args.workflow,
+            workflow_type=args.workflow_type,
+            status=args.status,
+            parent=args.parent,
+            since=args.since,
+            until=args.until,
+            params=runs.parse_conditions(args.param, "param"),
+            metrics=runs.parse_conditions(args.metric, "metric"),
+        )
+    finally:
+        ml.catalog.close()
 
 
 def _init(location: str, credential: str | None) -> list[str]:
@@ -54,6 +117,18 @@ def _init(location: str, credential: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("runs", "show", "compare"):
+        from pytest_deriva.tools.runs import UsageProblem
+
+        try:
+            print(_look(args))
+        except UsageProblem as e:
+            print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
+            return 2
+        except DerivaMLException as e:
+            print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
+            return 1
+        return 0
     try:
         if args.action == "create":
             from pytest_deriva.catalog.server import create_catalog
