@@ -215,3 +215,34 @@ def test_a_failing_model_keeps_its_traceback_and_the_sweep_is_closed(cli: Cli) -
     assert [c["Status"] for c in children] == ["Completed", "Failed"]
     assert parent["Status"] == "Failed"
     assert parent["Status_Detail"] == "1 of 2 completed, 1 failed"
+
+
+def test_the_summary_shows_every_run_and_where_hydras_folders_went(cli: Cli) -> None:
+    code, out, _ = cli("model_config.epochs=1")
+    assert code == 0
+    (single,) = executions(cli.ml)
+    lines = out.splitlines()
+    assert "runs" in lines
+    [row] = [line for line in lines if line.strip().startswith(single)]
+    assert row.split()[0] == single, row
+    assert "Completed" in row, row
+    [where] = [line for line in lines if line.startswith("Hydra's output folders: ")]
+    folder = Path(where.removeprefix("Hydra's output folders: "))
+    assert folder.is_relative_to(cli.project / ".deriva" / "hydra" / "outputs"), folder
+    assert (folder / ".hydra" / "config.yaml").is_file()
+    assert not (cli.project / "outputs").exists()
+
+    code, out, _ = cli("-m", "model_config.epochs=1,2", "model_config.fail_on=2")
+    assert code == 1
+    runs = executions(cli.ml)
+    [parent] = [r for r in runs.values() if r["children"]]
+    children = [runs[rid] for rid, _ in sorted(parent["children"], key=lambda c: c[1])]
+    lines = out.splitlines()
+    assert f"sweep {parent['RID']}  Tiny model  Failed: 1 of 2 completed, 1 failed" in lines
+    ok, failed = ([line for line in lines if line.strip().split()[1:2] == [c["RID"]]] for c in children)
+    assert ok[0].split()[:4] == ["0", children[0]["RID"], "model_config.epochs=1", "Completed"], ok
+    assert failed[0].split()[:3] == ["1", children[1]["RID"], "model_config.epochs=2"], failed
+    assert "Failed: RuntimeError: epochs=2 diverged" in failed[0]
+    [where] = [line for line in lines if line.startswith("Hydra's output folders: ")]
+    assert Path(where.removeprefix("Hydra's output folders: ")).is_relative_to(cli.project / ".deriva" / "hydra")
+    assert not (cli.project / "multirun").exists()

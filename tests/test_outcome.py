@@ -52,8 +52,8 @@ def test_an_outcome_is_recorded_with_its_files(
     uploaded = end_run(exe, outcome)  # type: ignore[arg-type]
     record = ml.lookup_execution(exe.execution_rid)  # type: ignore[attr-defined]
     assert (record.status.value, record.status_detail) == (status, detail)
-    assert record.duration
-    assert record.duration.endswith("sec")
+    assert record.duration_text
+    assert record.duration_text.endswith("sec")
     stored = files(ml, record.execution_rid)
     assert set(stored) == {"model.txt", *kept}  # the run's own file uploads whatever the outcome
     if "metrics.json" in kept:

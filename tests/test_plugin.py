@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 import yaml
@@ -44,7 +45,9 @@ def test_single_experiment_records_one_completed_execution(pytester, tmp_path):
         [
             f"deriva: catalog {root / '.deriva'} (embedded store, from default)",
             "*= deriva: recorded executions =*",
-            "*Completed*experiment_single.py::experiment_single*outputs: 1",
+            "runs",
+            "  execution  experiment  * description  status     duration  metrics  outputs",
+            "  1-*  experiment_single.py::experiment_single  One run      Completed  * s *  -        1",
         ]
     )
 
@@ -94,7 +97,7 @@ def test_sweep_records_one_parent_and_children_in_parameter_order(pytester, tmp_
         assert parent.status.value == "Failed"
         assert parent.status_detail == "5 of 6 completed, 1 failed"
         assert parent.description == "Grid sweep"
-        assert DURATION_RE.match(parent.duration or ""), parent.duration
+        assert DURATION_RE.match(parent.duration_text or ""), parent.duration_text
 
         children = [ml.lookup_execution(link["Nested_Execution"]) for link in links]
         assert [c.rid for c in parent.list_nested_executions()] == [c.rid for c in children]
@@ -104,7 +107,7 @@ def test_sweep_records_one_parent_and_children_in_parameter_order(pytester, tmp_
             job, text = job_of(child.description)
             assert (job, text) == (seq, "Grid sweep")
             assert grid_id(ml, child.rid, tmp_path) == order[seq], (seq, child.description, order)
-            assert DURATION_RE.match(child.duration or ""), child.duration
+            assert DURATION_RE.match(child.duration_text or ""), child.duration_text
             meta = outputs(ml, child.rid, "Execution_Metadata")
             [config] = [n for n in meta if n.endswith("-config.yaml")]
             b, a = order[seq].split("-")
@@ -185,7 +188,7 @@ def test_derivaml_style_function_with_defaults(pytester, tmp_path):
     root = make_project(pytester, {"experiment_style.py": DERIVAML_STYLE})
     result = pytester.runpytest("--deriva-run")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*Completed*experiment_style.py::experiment_b*lr=0.1 epochs=10*outputs: 1"])
+    result.stdout.fnmatch_lines(["*experiment_style.py::experiment_b*Completed*lr=0.1 epochs=10*1"])
 
     with catalog(root / ".deriva") as ml:
         rows = executions(ml)
@@ -336,7 +339,7 @@ def test_outcomes_map_to_statuses(pytester):
     assert "PytestReturnNotNoneWarning" not in out
     result.stdout.fnmatch_lines_random(
         [
-            "*Completed*experiment_metrics*acc=0.9 name=svm*",
+            "*experiment_metrics*Completed*acc=0.9 name=svm*",
             "*PytestDerivaWarning: experiment_untracked takes neither execution nor ml_instance; "
             "it is recorded as an execution anyway.",
             "*PytestDerivaWarning: *experiment_returns_list returned list*",
@@ -411,6 +414,12 @@ def test_without_deriva_run_pytest_behaves_as_usual(pytester):
 
     result = pytester.runpytest("experiment_single.py")  # named, but not an experiment run
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(
+        [
+            "deriva: experiment_single.py holds experiments; they run (and are recorded) with: "
+            "pytest --deriva-run experiment_single.py"
+        ]
+    )
     assert not (root / ".deriva").exists()
 
     result = pytester.runpytest("--deriva-run")
@@ -826,3 +835,46 @@ def test_stopping_early_aborts_the_children_never_run_and_the_summary_lists_them
             f"*2*{never.execution_rid}*Aborted: Not run: the session ended before it ran*",
         ]
     )
+
+
+SUMMARY = '''
+import time
+
+import pytest
+
+
+@pytest.mark.deriva(description="Marker description")
+def experiment_slow(execution):
+    time.sleep(1.3)
+    return {"acc": 0.5}
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.2])
+def experiment_lr(lr, execution):
+    """Rate sweep"""
+    if lr == 0.2:
+        raise ValueError("diverged at " + "step " * 30)
+    return lr
+'''
+
+
+@pytest.mark.parametrize("dry", [False, True])
+def test_summary_reads_as_people_read_it(pytester, dry):
+    """Durations as people read them, the reason of a failed run, the marker's description, a
+    header for single runs, and a sweep grouped also in a dry run (where nothing has a RID)."""
+    make_project(pytester, {"experiment_summary.py": SUMMARY})
+    result = pytester.runpytest("--deriva-run", "-p", "no:randomly", *(["--deriva-dry-run"] if dry else []))
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    rid = r"-" if dry else r"1-\w+"
+    sweep = r"sweep experiment_summary.py::experiment_lr \(dry run\)" if dry else r"sweep 1-\w+"
+    assert re.search(rf"^{sweep}  Rate sweep(  Failed: 1 of 2 completed, 1 failed)?$", out, re.M), out
+    assert re.search(rf"^  0 +{rid} +lr=0.1 +Completed +(<0.01|0\.\d\d) s +value=0.1 +0$", out, re.M), out
+    # The reason, cut to a table's width (the record keeps all of it).
+    assert re.search(rf"^  1 +{rid} +lr=0.2 +Failed: ValueError: diverged at (step )+st?e?\.\.\.  ", out, re.M)
+    assert re.search(
+        rf"^  {rid} +experiment_summary.py::experiment_slow +Marker description +Completed +1\.\d s +acc=0.5 +0$",
+        out,
+        re.M,
+    ), out
+    assert "runs" in out.splitlines()

@@ -44,14 +44,14 @@ def test_sweep_under_xdist_has_one_parent_and_the_same_children(pytester, worker
         assert [link["Sequence"] for link in links] == [0, 1, 2, 3, 4, 5]
         parent = ml.lookup_execution(parent_rid)
         assert (parent.status.value, parent.status_detail) == ("Failed", "5 of 6 completed, 1 failed")
-        assert DURATION_RE.match(parent.duration or ""), parent.duration
+        assert DURATION_RE.match(parent.duration_text or ""), parent.duration_text
         for seq, link in enumerate(links):
             child = ml.lookup_execution(link["Nested_Execution"])
             job, text = job_of(child.description)
             assert (job, text, grid_id(ml, child.rid, tmp_path)) == (seq, "Grid sweep", order[seq])
             expected = "Failed" if order[seq] == "y-2" else "Completed"
             assert child.status.value == expected, (seq, child.status_detail)
-            assert DURATION_RE.match(child.duration or ""), child.duration
+            assert DURATION_RE.match(child.duration_text or ""), child.duration_text
             names = set(outputs(ml, child.rid))
             assert f"out-{order[seq].split('-')[1]}{order[seq].split('-')[0]}.txt" in names
             assert ("traceback.txt" in names) == (expected == "Failed")

@@ -86,12 +86,12 @@ def test_a_sweeps_children_with_parameters_metrics_and_times(recorded: tuple[str
     assert failed.status_detail == "ValueError: diverged"
     for c in children:
         assert c.parent == parent
-        assert isinstance(c.elapsed, timedelta)
+        assert isinstance(c.duration, timedelta)
         assert c.start_time is not None
         assert c.stop_time is not None
         assert c.start_time <= c.stop_time
-        assert isinstance(c.duration, str)
-        assert c.duration.endswith("sec")
+        assert isinstance(c.duration_text, str)
+        assert c.duration_text.endswith("sec")
         assert c.workflow is not None
         assert c.workflow.name == "experiment_small"
     assert "metrics.json" in [a.filename for a in first.outputs]

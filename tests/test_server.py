@@ -69,7 +69,7 @@ def test_an_execution_records_the_same_on_both(any_ml: DerivaML, project: Path, 
     record = any_ml.lookup_execution(rid)
     assert record.status == Status.completed
     assert record.description == "round trip"
-    assert (record.duration or "").endswith("sec")
+    assert (record.duration_text or "").endswith("sec")
     assets = {a.filename: a for a in record.list_assets(asset_role="Output")}
     assert set(files) <= set(assets)
     assert "configuration.json" in assets

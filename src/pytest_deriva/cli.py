@@ -22,6 +22,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -305,7 +306,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
     from pytest_deriva.config._overrides import quote
     from pytest_deriva.config.loading import config_groups
     from pytest_deriva.config.multirun import expand_multirun, parse_overrides
-    from pytest_deriva.config.runner import CALLBACK_NAME, CALLBACK_TARGET, close_sweeps
+    from pytest_deriva.config.runner import CALLBACK_NAME, CALLBACK_TARGET, RUN_LOG_ENV, close_sweeps
 
     if args.help:
         parser.print_help()
@@ -368,8 +369,17 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
     if _key_value([*overrides, *extra], "dry_run") is True:
         env["DERIVA_ML_DRY_RUN"] = "true"  # a dry run does not refuse an uncommitted model file
 
+    outputs = _outputs_root(args.catalog, overrides)
+    if outputs is not None:
+        # Hydra's own default (outputs/, multirun/ in the current folder) would land in the git tree.
+        # The folder quoted as it is, then Hydra's own ${now:...} layout (a quoted value interpolates).
+        dated = "/${now:%Y-%m-%d}/${now:%H-%M-%S}'"
+        extra.append(f"hydra.run.dir={quote(str(outputs / 'outputs'))[:-1]}{dated}")
+        extra.append(f"hydra.sweep.dir={quote(str(outputs / 'multirun'))[:-1]}{dated}")
+
     with tempfile.TemporaryDirectory(prefix="deriva-run-") as tmp:
         sweep_log = Path(tmp) / "sweeps.txt"
+        env[RUN_LOG_ENV] = str(Path(tmp) / "runs.jsonl")
         extra.append(f"++hydra.callbacks.{CALLBACK_NAME}._target_={CALLBACK_TARGET}")
         extra.append(f"++hydra.callbacks.{CALLBACK_NAME}.sweep_log={quote(str(sweep_log))}")
         hydra_argv = [PROG]
@@ -384,6 +394,49 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
         finally:
             # A sweep Hydra stopped before its end (a failed job, Ctrl-C) is closed here.
             close_sweeps(sweep_log)
+            _summary(Path(env[RUN_LOG_ENV]))
+
+
+def _outputs_root(catalog: str | None, overrides: Sequence[str]) -> Path | None:
+    """Where Hydra's ``outputs/`` and ``multirun/`` folders go, out of the user's git tree: the
+    embedded catalog's folder (``--catalog FOLDER``, else ``.deriva`` of the project when it is
+    one), else the system temp folder; None when the command line sets them itself."""
+    from pytest_deriva.catalog.embedded import is_embedded_catalog
+    from pytest_deriva.ml.deriva_ml import find_project_root
+
+    if any(o.lstrip("+").split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides):
+        return None
+    if catalog and "://" not in catalog:
+        return Path(catalog).expanduser().absolute() / "hydra"
+    default = find_project_root(Path.cwd()) / ".deriva"
+    if is_embedded_catalog(default):
+        return default / "hydra"
+    return Path(tempfile.gettempdir()) / "deriva-run" / find_project_root(Path.cwd()).name
+
+
+def _summary(log: Path) -> None:
+    """Print the runs this command recorded (as ``pytest --deriva-run`` does) and where Hydra's folders went."""
+    from pytest_deriva.config.runner import logged_runs
+    from pytest_deriva.report import recorded_rows, summary_lines
+
+    try:
+        noted = logged_runs(log)
+    except Exception as e:  # the runs are recorded; only the summary of them is lost
+        print(f"deriva-run: could not read back the runs recorded: {e}", file=sys.stderr)
+        return
+    for ml, rids, dirs in noted:
+        print("=" * 30 + " deriva: recorded executions " + "=" * 30)
+        try:
+            rows, sweeps = recorded_rows(ml, rids)
+        except DerivaMLException as e:
+            print(f"deriva-run: could not read back the runs recorded in {ml.catalog.uri}: {e}", file=sys.stderr)
+            continue
+        link = functools.partial(ml.catalog.web_url, "deriva-ml:Execution")
+        for line in summary_lines(rows, sweeps, ml.catalog.uri, False, link=link):
+            print(line)
+        if dirs:
+            folders = sorted({str(Path(d).parent) if len(dirs) > 1 else d for d in dirs})
+            print(f"Hydra's output folders: {', '.join(folders)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

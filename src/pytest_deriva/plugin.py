@@ -9,7 +9,9 @@ fixtures exist, and pytest behaves as if the plugin were absent; nothing heavy i
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -127,6 +129,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(session, "deriva-session")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistHooks(session), "deriva-xdist")
+
+
+def pytest_report_collectionfinish(config: pytest.Config, start_path: Path, items: list[pytest.Item]) -> str | None:
+    """``pytest experiments/`` without ``--deriva-run`` collects nothing there: say why, in one line."""
+    if items or config.getoption("deriva_run"):
+        return None
+    patterns = [str(p) for p in config.getini("deriva_experiment_files")]
+    here = config.invocation_params.dir
+    given = config.args if config.args_source == pytest.Config.ArgsSource.ARGS else []
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        found = _experiment_file(path if path.is_absolute() else here / path, patterns)
+        if found is not None:
+            shown = found.relative_to(here) if found.is_relative_to(here) else found
+            again = " ".join(["pytest --deriva-run", *given])
+            return f"deriva: {shown} holds experiments; they run (and are recorded) with: {again}"
+    return None
+
+
+def _experiment_file(path: Path, patterns: list[str]) -> Path | None:
+    """``path`` if it is an experiment file, else the first one under the folder ``path`` (not in hidden folders)."""
+    if path.is_file():
+        return path if any(fnmatch.fnmatch(path.name, p) for p in patterns) else None
+    if not path.is_dir():
+        return None
+    for pattern in patterns:
+        for found in sorted(path.rglob(pattern)):
+            if not any(part.startswith(".") for part in found.relative_to(path).parts):
+                return found
+    return None
 
 
 @pytest.fixture(scope="session")

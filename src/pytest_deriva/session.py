@@ -496,7 +496,7 @@ class DerivaSession:
 
             detail = redact_text(detail, secret_values(experiment.spec.params))
             self.ml.lookup_execution(rid).update_status(status, detail)
-        self._property(item, experiment, rid, status.value, None, 0)
+        self._property(item, experiment, rid, status.value, None, 0, detail)
 
     def _outcome(self, item: pytest.Item, experiment: _Experiment) -> Outcome:
         """pytest's reports of an experiment as the outcome of its run (secrets taken out)."""
@@ -532,7 +532,7 @@ class DerivaSession:
             outputs = sum(len(v) for k, v in uploaded.items() if not k.endswith("/Execution_Metadata"))
         finally:
             metrics = dict(outcome.metrics) if outcome.metrics else None
-            self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs)
+            self._property(item, experiment, exe.execution_rid, exe.status.value, metrics, outputs, exe.status_detail)
             report = experiment.reports.get("call")
             item.config.hook.pytest_deriva_execution_finished(item=item, execution=exe, report=report)
             # pytest keeps every item to the end of the session: let go of what a finished run held.
@@ -557,20 +557,25 @@ class DerivaSession:
         status: str,
         metrics: dict[str, Any] | None,
         outputs: int,
+        detail: str | None = None,
     ) -> None:
         from pytest_deriva._secrets import is_secret, redact_nodeid, redact_text
 
         params = experiment.spec.params
         run = experiment.run
         exe = experiment.execution
+        in_sweep = run is not None and run.sequence is not None
         item.user_properties.append(
             (
                 "deriva",
                 {
                     "nodeid": redact_nodeid(item.nodeid, params),
-                    "rid": rid,
+                    "rid": None if self.dry_run else rid,
                     "status": status,
+                    "detail": detail,
                     "parent": run.parent_rid if run else None,
+                    # A dry run's sweep has no parent RID: its children are grouped by the sweep.
+                    "sweep": run.sweep_key if run is not None and in_sweep and self.dry_run else None,
                     "sequence": run.sequence if run else None,
                     "params": {k: "***" if is_secret(k) else redact_text(repr(v)) for k, v in params.items()},
                     "description": experiment.spec.description,
@@ -696,10 +701,9 @@ def _metrics(result: Any, item: pytest.Item) -> dict[str, Any] | None:
     return None
 
 
-def _duration_of(exe: Execution | None) -> str | None:
+def _duration_of(exe: Execution | None) -> float | None:
+    """Seconds the run took (so far), or None if it never started."""
     if exe is None or exe.start_time is None:
         return None
-    from pytest_deriva.execution.execution import format_duration
-
     end = exe.stop_time or exe.start_time
-    return format_duration((end - exe.start_time).total_seconds())
+    return (end - exe.start_time).total_seconds()

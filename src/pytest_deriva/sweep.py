@@ -150,7 +150,9 @@ class RunPlanner:
                     self._save()
                     self._save_record()
         for s in dry:
-            self.runs[s.nodeid] = PlannedRun(s.nodeid, DRY_RUN_RID, self._child_description(s), s.params, s.sweep_key)
+            run = PlannedRun(s.nodeid, DRY_RUN_RID, self._child_description(s), s.params, s.sweep_key)
+            run.sequence = s.index if s.parametrized else None  # grouped as a sweep in the summary
+            self.runs[s.nodeid] = run
         return self.runs
 
     def _child_description(self, spec: RunSpec) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
 import logging
 import os
 import threading
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 #: The key of pytest-deriva's callback under ``hydra.callbacks``.
+#: ``deriva-run`` names a file here; each run appends a line (its catalog, RID and Hydra folder)
+#: so that the command can print what was recorded when Hydra returns.
+RUN_LOG_ENV = "PYTEST_DERIVA_RUN_LOG"
 CALLBACK_NAME = "pytest_deriva"
 CALLBACK_TARGET = "pytest_deriva.config.runner.DerivaSweepCallback"
 _logger = logging.getLogger("pytest_deriva")
@@ -148,6 +152,33 @@ def _catalog_of(config: DerivaMLConfig) -> dict[str, Any]:
     if not config.is_server:
         doc["catalog"] = config.location
     return doc
+
+
+def _note_run(config: DerivaMLConfig, rid: str, output_dir: str | os.PathLike[str] | None) -> None:
+    """Append the run to ``$PYTEST_DERIVA_RUN_LOG`` (one JSON line; lines of parallel jobs do not mix)."""
+    log = os.environ.get(RUN_LOG_ENV)
+    if not log:
+        return
+    line = json.dumps({"catalog": _catalog_of(config), "rid": rid, "dir": output_dir}, default=str) + "\n"
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def logged_runs(log: Path) -> list[tuple[DerivaML, list[str], list[str]]]:
+    """The runs a ``deriva-run`` noted in ``log``: per catalog, its handle, the RIDs and Hydra folders."""
+    by_catalog: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {}
+    if log.is_file():
+        for text in log.read_text().splitlines():
+            entry = json.loads(text)
+            key = json.dumps(entry["catalog"], sort_keys=True)
+            _, rids, dirs = by_catalog.setdefault(key, (entry["catalog"], [], []))
+            rids.append(entry["rid"])
+            if entry.get("dir"):
+                dirs.append(entry["dir"])
+    return [(_reconnect(catalog), rids, dirs) for catalog, rids, dirs in by_catalog.values()]
 
 
 def _reconnect(catalog: Mapping[str, Any]) -> DerivaML:
@@ -516,6 +547,8 @@ def run_model(
     # The child's inputs are checked (and it is recorded) before the parent exists: a refused
     # job leaves nothing behind.
     execution = ml.create_execution(exec_config, dry_run=dry_run)
+    if not execution.dry_run:
+        _note_run(config, execution.execution_rid, run.output_dir if run is not None else None)
     if sweep is not None and run is not None and not execution.dry_run:
         parent_rid, managed = sweep.parent_for(ml, wf, description, _catalog_of(config))
         if parent_rid is not None:

@@ -118,6 +118,7 @@ class ExecutionBase:
         self.start_time: datetime | None = None
         self.stop_time: datetime | None = None
         self._status = Status.created
+        self._status_detail: str | None = None
         self.uploaded_assets: dict[str, list[AssetFilePath]] | None = None
         self._execution_record: ExecutionRecord | None = None
         self._manifest: AssetManifest | None = None
@@ -363,6 +364,11 @@ class ExecutionBase:
             self._execution_record._status = value
 
     @property
+    def status_detail(self) -> str | None:
+        """Why the execution has its status (``Status_Detail``), as last set by this process."""
+        return self._status_detail
+
+    @property
     def execution_record(self) -> ExecutionRecord | None:
         return self._execution_record
 
@@ -394,7 +400,7 @@ class ExecutionBase:
 
     def _write_status(self, status: Status, msg: str, columns: Mapping[str, Any]) -> None:
         """Status, detail and other Execution columns (``Duration``) in one write."""
-        self._status = status
+        self._status, self._status_detail = status, msg
         self._logger.info("%s %s: %s", self.execution_rid, status.value, msg)
         if self._dry_run or self._execution_record is None:
             return
@@ -788,7 +794,7 @@ class ExecutionBase:
         status = Status(status)
         started = self.start_time is not None  # a restored execution: its Duration is not known here
         closing = {"Duration": self._duration()} if started else {}
-        self._status = status
+        self._status, self._status_detail = status, detail
         if self._dry_run or self._execution_record is None:
             return self.upload_execution_outputs()
         try:

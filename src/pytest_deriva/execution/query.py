@@ -86,7 +86,7 @@ class ExecutionList(list[ExecutionRecord]):
         metric_names = _names(r.metrics for r in self)
         out = []
         for r in self:
-            elapsed = r.elapsed
+            elapsed = r.duration
             row: dict[str, Any] = {
                 "RID": r.rid,
                 "Description": r.description,

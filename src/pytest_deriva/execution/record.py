@@ -44,8 +44,8 @@ class ExecutionRecord:
         self.description = description
         self.status_detail = status_detail
         #: The catalog's ``Duration`` text (``0.0H 0.0min 3.1416sec``), as DerivaML records it;
-        #: :attr:`elapsed` is the same as a ``timedelta``.
-        self.duration = duration
+        #: :attr:`duration` is the same as a ``timedelta``.
+        self.duration_text = duration
         self.created = _timestamp(created)
         self.modified = _timestamp(modified)
         self._ml = _ml_instance
@@ -106,11 +106,10 @@ class ExecutionRecord:
         return self._metrics
 
     @property
-    def elapsed(self) -> timedelta | None:
-        """How long the run took (its ``Duration``), or None when it has not ended.
-
-        ``duration`` stays the catalog's text, as in DerivaML, so this is the ``timedelta``."""
-        return parse_duration(self.duration)
+    def duration(self) -> timedelta | None:
+        """How long the run took, or None when it has not ended (the catalog's ``Duration``
+        column, whose text :attr:`duration_text` keeps)."""
+        return parse_duration(self.duration_text)
 
     @property
     def stop_time(self) -> datetime | None:
@@ -121,9 +120,9 @@ class ExecutionRecord:
     def start_time(self) -> datetime | None:
         """When the run started: its end less its Duration once both are known, else when its
         row was made (``RCT``; a planned sweep child's row is made before it starts)."""
-        stop, elapsed = self.stop_time, self.elapsed
-        if stop is not None and elapsed is not None:
-            return stop - elapsed
+        stop, took = self.stop_time, self.duration
+        if stop is not None and took is not None:
+            return stop - took
         return self.created
 
     @property
@@ -152,7 +151,7 @@ class ExecutionRecord:
             returning=False,
         )
         if "Duration" in extra:
-            self.duration = extra["Duration"]
+            self.duration_text = extra["Duration"]
 
     def add_nested_execution(self, nested_execution: ExecutionRecord | str | Any, sequence: int | None = None) -> None:
         """Make ``nested_execution`` a child of this one; ``sequence`` orders it (None: parallel)."""

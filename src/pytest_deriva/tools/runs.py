@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_deriva.exceptions import DerivaMLException, DerivaMLNotFoundError
+from pytest_deriva.report import human_duration
 
 if TYPE_CHECKING:
     from pytest_deriva.execution.query import ExecutionList
@@ -153,19 +154,6 @@ def _csv(value: Any) -> Any:
     return value
 
 
-def _duration(seconds: float | None) -> str | None:
-    """Seconds as people read them: ``0.04 s``, ``1.2 s``, ``3 min 4 s``, ``1 h 2 min``."""
-    if seconds is None:
-        return None
-    if seconds < 10:
-        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s"
-    if seconds < 3600:
-        minutes, secs = divmod(round(seconds), 60)
-        return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-    hours, rest = divmod(round(seconds), 3600)
-    return f"{hours} h {rest // 60} min"
-
-
 # -- runs -----------------------------------------------------------------------------------
 def runs(ml: DerivaML, fmt: str = "table", limit: int | None = 20, **filters: Any) -> str:
     """Recent executions (oldest of them first), with what kind each is: a sweep (how many
@@ -183,7 +171,7 @@ def runs(ml: DerivaML, fmt: str = "table", limit: int | None = 20, **filters: An
             "RID": r["RID"],
             "started": r["Start"],
             "status": r["Status"],
-            "duration": _duration(r["Duration"]),
+            "duration": human_duration(r["Duration"]),
             "kind": r["Kind"],
             "description": r["Description"],
         }
@@ -241,7 +229,7 @@ def describe(ml: DerivaML, rid: str) -> dict[str, Any]:
         for d in record.list_input_datasets()
     ] + [{"kind": a.asset_table, "RID": a.rid, "file": a.filename} for a in record.list_assets("Input")]
     children = ExecutionList(record.list_nested_executions(), ml=ml).to_records()
-    elapsed = record.elapsed
+    elapsed = record.duration
     return {
         "RID": record.rid,
         "Description": record.description,
@@ -294,7 +282,7 @@ def show(ml: DerivaML, rid: str, fmt: str = "table") -> str:
         lines.append(f"            version {wf['Version'] or '-'}  checksum {wf['Checksum'] or '-'}")
     lines += [
         f"  started   {_cell(info['Start'])}",
-        f"  ended     {_cell(info['Stop'])}  ({_duration(info['Duration']) or 'not ended'})",
+        f"  ended     {_cell(info['Stop'])}  ({human_duration(info['Duration']) or 'not ended'})",
     ]
     if info["Parent"]:
         lines.append(f"  sweep     {info['Parent']} (pytest-deriva compare {info['Parent']})")
@@ -368,7 +356,7 @@ def compare(
         {"": r["best"], "RID": r["RID"]}
         | {p.removeprefix("params."): r[p] for p in shown}
         | {m.removeprefix("metrics."): r[m] for m in metrics}
-        | {"status": r["Status"], "duration": _duration(r["Duration"])}
+        | {"status": r["Status"], "duration": human_duration(r["Duration"])}
         for r in records
     ]
     out = [table(rows)] if rows else ["no runs"]
