@@ -222,6 +222,7 @@ def chromium(
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={window}",
+        "--enable-unsafe-swiftshader",  # software WebGL (plotly's parallel coordinates) on a machine without a GPU
         "--ignore-certificate-errors",  # the server kit's certificate is from its own CA; loopback only
     ):
         options.add_argument(arg)

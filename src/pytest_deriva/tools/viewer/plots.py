@@ -87,7 +87,7 @@ def metric_plots(
             )
             fig.update_layout(
                 _LAYOUT,
-                title={"text": f"{name} by {pname}"},
+                title={"text": f"{name} by {pname}", "x": 0.01, "xanchor": "left"},
                 xaxis={**xaxis, "title": {"text": pname}},
                 yaxis={"title": {"text": name}},
             )
@@ -117,6 +117,16 @@ def parallel_coordinates(
                     "values": [ticks.index(v) for v in values],
                     "tickvals": list(range(len(ticks))),
                     "ticktext": ticks,
+                }
+            )
+        elif axis["type"] == "log":  # parcoords has no log axes: log10 values, ticks labelled as given
+            ticks = sorted(set(values))
+            dimensions.append(
+                {
+                    "label": label,
+                    "values": [math.log10(v) for v in values],
+                    "tickvals": [math.log10(t) for t in ticks],
+                    "ticktext": [f"{t:g}" for t in ticks],
                 }
             )
         else:
