@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -34,12 +35,13 @@ from _browser import Browser, chromium
 from _plugin_helpers import commit, make_project
 from conftest import ServerKit
 from pytest_deriva import DerivaML, ExecutionConfiguration, Workflow
+from pytest_deriva.exceptions import DerivaMLException
 from pytest_deriva.tools.runs import open_catalog
 
 pytest.importorskip("flask", reason="the viewer needs the ui extra: pip install -e '.[ui]'")
 pytest.importorskip("plotly", reason="the viewer needs the ui extra: pip install -e '.[ui]'")
 
-from pytest_deriva.tools.viewer.server import start
+from pytest_deriva.tools.viewer.server import DEFAULT_PORT, start
 
 CS = (0.1, 1.0, 10.0)
 KERNELS = ("rbf", "linear")
@@ -132,7 +134,7 @@ class serving:
 
     def __enter__(self) -> str:
         self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return f"http://127.0.0.1:{self.server.port}"
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
@@ -295,7 +297,9 @@ def test_unknown_things_are_404_pages_and_only_get_is_served(recorded: Recorded,
         assert 'href="/"' in html, path
     assert "does not exist" in page(f"{viewer}/run/9-ZZZZ", 404)
     # a run is not a file: files are found by their asset RID only, never by a path
-    assert "not" in page(f"{viewer}/file/{recorded.failed}", 404)
+    assert f"RID {recorded.failed} is a row of Execution, not of an asset table" in page(
+        f"{viewer}/file/{recorded.failed}", 404
+    )
     assert page(f"{viewer}/file/..%2F..%2Fetc%2Fpasswd", 404)
     for method in ("POST", "PUT", "DELETE"):
         assert get(f"{viewer}/", method)[0] == 405
@@ -409,6 +413,28 @@ def test_pages_in_chromium(recorded: Recorded, viewer: str) -> None:
         browser.open("not-found", f"{viewer}/run/9-ZZZZ")
         browser.wait_contains("#how", ["pytest-deriva runs"])
         browser.screenshot("")
+
+
+def test_the_port(recorded: Recorded) -> None:
+    """8765, or any free port while 8765 is taken; a port named and taken is an error saying what to do."""
+    ml = open_catalog(recorded.location)
+    try:
+        with socket.socket() as held:
+            try:
+                held.bind(("127.0.0.1", DEFAULT_PORT))
+                held.listen()
+            except OSError:
+                pass  # something else holds it: as good for this test
+            with pytest.raises(DerivaMLException, match=rf"Port {DEFAULT_PORT} on 127.0.0.1 is in use: .*--port 0"):
+                start(ml, DEFAULT_PORT)
+            server = start(ml, None)
+            try:
+                assert server.server_address[0] == "127.0.0.1"
+                assert server.port != DEFAULT_PORT
+            finally:
+                server.server_close()
+    finally:
+        ml.catalog.close()
 
 
 # -- the command --------------------------------------------------------------------------------------

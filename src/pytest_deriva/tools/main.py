@@ -126,7 +126,10 @@ def _ui(args: argparse.Namespace) -> int:
     try:
         from pytest_deriva.tools.viewer import serve
     except ImportError as e:
-        print(f"pytest-deriva ui needs Flask and plotly ({e}): pip install 'pytest-deriva[ui]'", file=sys.stderr)
+        print(
+            f"pytest-deriva ui needs Flask and plotly ({e.name} is missing): pip install 'pytest-deriva[ui]'",
+            file=sys.stderr,
+        )
         return 1
     from pytest_deriva.tools import runs
 

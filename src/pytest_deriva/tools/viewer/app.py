@@ -9,12 +9,14 @@ path from the URL ever reaches the file system.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -279,9 +281,13 @@ def _cell(value: Any) -> str:
     """A value in a table cell: numbers to 6 significant digits, times local, '' for none."""
     if value is None:
         return ""
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:.6g}"
-    return tools._cell(value)
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def _short_name(name: str) -> str:
