@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "catalog_location",
+    "cell",
     "compare",
     "comparison",
     "describe",
     "list_runs",
     "open_catalog",
+    "rank",
     "render",
     "runs",
     "show",
@@ -112,7 +114,8 @@ def parse_conditions(items: Sequence[str] | None, what: str) -> dict[str, Any]:
 
 
 # -- output ---------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as the tables show it: numbers to 6 significant digits, times local, ``-`` for none."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -127,7 +130,7 @@ def _cell(value: Any) -> str:
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     """Rows as an aligned plain-text table (no borders), headed by the column names."""
     columns = list(columns or (rows[0] if rows else []))
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -316,14 +319,14 @@ def show(ml: DerivaML, rid: str, fmt: str = "table") -> str:
     if wf["Checksum"] or wf["Version"]:
         lines.append(f"            version {wf['Version'] or '-'}  checksum {wf['Checksum'] or '-'}")
     lines += [
-        f"  started   {_cell(info['Start'])}",
-        f"  ended     {_cell(info['Stop'])}  ({_duration(info['Duration']) or 'not ended'})",
+        f"  started   {cell(info['Start'])}",
+        f"  ended     {cell(info['Stop'])}  ({_duration(info['Duration']) or 'not ended'})",
     ]
     if info["Parent"]:
         lines.append(f"  sweep     {info['Parent']} (pytest-deriva compare {info['Parent']})")
     for title, mapping in (("parameters", info["Parameters"]), ("metrics", info["Metrics"])):
         lines.append(f"{title}:" if mapping else f"{title}: none")
-        lines += [f"  {k} = {_cell(v)}" for k, v in mapping.items()]
+        lines += [f"  {k} = {cell(v)}" for k, v in mapping.items()]
     outputs = [{k: v for k, v in o.items() if k not in ("URL", "MD5")} for o in info["Outputs"]]
     for title, rows in (("inputs", info["Inputs"]), ("outputs", outputs), ("children", info["Children"])):
         if rows:

@@ -9,14 +9,11 @@ path from the URL ever reaches the file system.
 from __future__ import annotations
 
 import functools
-import json
-import math
 import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,16 +275,8 @@ def _is_text(output: Mapping[str, Any]) -> bool:
 
 
 def _cell(value: Any) -> str:
-    """A value in a table cell: numbers to 6 significant digits, times local, '' for none."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, list | dict):
-        return json.dumps(value, default=str)
-    return str(value)
+    """A value in a table cell, as the terminal tables show it, but empty for none."""
+    return "" if value is None else tools.cell(value)
 
 
 def _short_name(name: str) -> str:
