@@ -5,8 +5,9 @@ A sweep of three parametrized children (one output file each) is recorded with `
 --deriva-run`` in a new catalog of the local server; Chaise's record page of the parent, the record
 page of a child and the recordset page of ``deriva-ml:Execution`` are then opened in headless
 Chromium (Selenium, logged in with the kit's ``webauthn`` cookie) and checked against what the
-catalog holds. Screenshots and the browser console go to ``$PYTEST_DERIVA_ARTIFACTS`` (default
-``build/test-artifacts/chaise/``); console errors other than the kit's harmless 404s fail the test.
+catalog holds. Screenshots and the browser console go to ``$PYTEST_DERIVA_ARTIFACTS/chaise/``
+(default ``build/test-artifacts/chaise/``; see tests/_browser.py); console errors other than the
+kit's harmless 404s fail the test.
 
 Needs the server kit started with ``--with-chaise`` (``.ci/with-server`` does), Debian's
 ``chromium`` and ``chromium-driver``, and ``selenium`` (the ``dev`` extra); without any of them it
@@ -16,16 +17,15 @@ skips with a one-line reason. Select or deselect it with ``-m chaise`` / ``-m "n
 from __future__ import annotations
 
 import os
-import re
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pytest
 
+from _browser import Browser as Chaise
+from _browser import chromium
 from _plugin_helpers import make_project, outputs, parents_and_children
 from conftest import ServerKit
 from pytest_deriva import DerivaML
@@ -35,16 +35,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.chaise
 
-REPO = Path(__file__).resolve().parent.parent
-WAIT = 60  # seconds Chaise may take to render what a check waits for (it takes 1-3 s here)
-
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
-
 # Console errors that are not ours: optional files a Chaise deployment may add, which the kit
 # does not (its README lists them), and the site icon the browser asks for by itself.
 HARMLESS_404 = ("/chaise/chaise-config.js", "/google-dataset-config.js", "/gtm-id.js", "/favicon.ico")
-_LOAD_404 = re.compile(r"^(\S+) - Failed to load resource: the server responded with a status of 404\b")
 
 LRS = (0.1, 0.01, 0.001)
 SWEEP = """
@@ -58,14 +51,6 @@ def experiment_lr(lr, ml_instance, execution):
     return {"accuracy": 1 - lr}
 """
 SECTIONS = ["Parent Executions", "Child Executions", "Dataset", "Execution Asset", "Execution Metadata"]
-
-
-def artifacts_dir() -> Path:
-    """Where the screenshots and the console log go: $PYTEST_DERIVA_ARTIFACTS, or build/ of the repo."""
-    env = os.environ.get("PYTEST_DERIVA_ARTIFACTS")
-    folder = Path(env) if env else REPO / "build" / "test-artifacts" / "chaise"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -98,186 +83,18 @@ def _session_cookie(kit: ServerKit) -> str:
     return cookie
 
 
-class Chaise:
-    """A headless Chromium logged in to the local server; checks pages and keeps what it saw."""
-
-    def __init__(self, driver: WebDriver, base: str, out: Path) -> None:
-        self.driver = driver
-        self.base = base
-        self.out = out
-        self.page = "start"
-        self.console: list[tuple[str, dict[str, Any]]] = []
-
-    def open(self, page: str, url: str) -> None:
-        self.collect_console()
-        self.page = page
-        self.driver.get(url)
-
-    def wait(self, what: str | Callable[[], str], condition: Callable[[WebDriver], Any]) -> Any:
-        """Wait until ``condition(driver)`` is truthy; on time-out, a screenshot and a failure saying
-        what was awaited (``what``, or ``what()`` then, to tell what was last seen)."""
-        from selenium.common.exceptions import (
-            NoSuchElementException,
-            StaleElementReferenceException,
-            TimeoutException,
-        )
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        waiter = WebDriverWait(
-            self.driver,
-            WAIT,
-            poll_frequency=0.2,
-            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
-        )
-        try:
-            return waiter.until(condition)
-        except TimeoutException:
-            shot = self.screenshot("timeout")
-            body = self.text("body")
-            awaited = what() if callable(what) else what
-            pytest.fail(
-                f"Chaise {self.page} page: no {awaited} after {WAIT} s (screenshot {shot}); page text:\n{body[:2000]}"
-            )
-
-    def text(self, css: str) -> str:
-        """The visible text of the first element matching ``css`` ('' when there is none yet)."""
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-        from selenium.webdriver.common.by import By
-
-        try:
-            return str(self.driver.find_element(By.CSS_SELECTOR, css).text).strip()
-        except (NoSuchElementException, StaleElementReferenceException):
-            return ""
-
-    def texts(self, css: str) -> list[str]:
-        """The visible texts of all elements matching ``css`` ([] while Chaise re-renders them)."""
-        from selenium.common.exceptions import StaleElementReferenceException
-        from selenium.webdriver.common.by import By
-
-        try:
-            return [str(e.text).strip() for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
-        except StaleElementReferenceException:
-            return []
-
-    def wait_rows(self, css: str, rows: list[dict[str, Any]]) -> list[str]:
-        """Wait until the table rows ``css`` are one per Execution row of ``rows``, each showing its
-        RID, Description and Status; their texts, in the page's order."""
-        seen: list[str] = []
-
-        def listed(_: WebDriver) -> list[str] | None:
-            seen[:] = self.texts(css)
-            if len(seen) != len(rows):
-                return None
-            for row in rows:
-                lines = [t for t in seen if row["RID"] in t.split()]
-                if len(lines) != 1 or row["Description"] not in lines[0] or row["Status"] not in lines[0]:
-                    return None
-            return list(seen)
-
-        return list(
-            self.wait(lambda: f"{len(rows)} rows in {css} (RID, Description, Status; last seen {seen})", listed)
-        )
-
-    def wait_text(self, css: str, expected: str) -> None:
-        """Wait until the element ``css`` shows exactly ``expected``."""
-        seen: list[str] = []
-
-        def shows(_: WebDriver) -> bool:
-            seen[:] = [self.text(css)]
-            return seen[0] == expected
-
-        self.wait(lambda: f"{css} showing {expected!r} (last seen {seen[0] if seen else ''!r})", shows)
-
-    def wait_contains(self, css: str, needles: list[str]) -> str:
-        """Wait until the element ``css`` shows every string of ``needles``; its text."""
-        return str(
-            self.wait(f"{needles} in {css}", lambda _: (t := self.text(css)) and all(n in t for n in needles) and t)
-        )
-
-    def scroll_to(self, css: str) -> None:
-        """Scroll ``css`` to the top of the window (Chaise scrolls an inner panel) and wait until it is there."""
-        from selenium.webdriver.common.by import By
-
-        element = self.driver.find_element(By.CSS_SELECTOR, css)
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
-        self.wait(
-            f"{css} scrolled into view",
-            lambda d: d.execute_script(
-                "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight / 2;",
-                element,
-            ),
-        )
-
-    def screenshot(self, name: str) -> Path:
-        path = self.out / f"chaise-{self.page}{'-' + name if name else ''}.png"
-        self.driver.save_screenshot(str(path))
-        return path
-
-    def collect_console(self) -> None:
-        """Take the browser console's entries so far (get_log empties it), each with the page it came from."""
-        try:
-            entries: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
-        except Exception:  # a driver without the log endpoint: nothing to collect
-            entries = []
-        self.console += [(self.page, e) for e in entries]
-
-    def severe_errors(self) -> list[str]:
-        """SEVERE console messages, less the harmless 404s."""
-        bad = []
-        for page, entry in self.console:
-            if entry.get("level") != "SEVERE":
-                continue
-            message = str(entry.get("message", ""))
-            m = _LOAD_404.match(message)
-            if m and urlsplit(m.group(1)).path.endswith(HARMLESS_404):
-                continue
-            bad.append(f"{page}: {message}")
-        return bad
-
-    def write_console_log(self) -> Path:
-        path = self.out / "chaise-console.log"
-        lines = [f"{page}\t{e.get('level')}\t{e.get('message')}" for page, e in self.console]
-        path.write_text("".join(line + "\n" for line in lines))
-        return path
-
-
 @pytest.fixture
 def chaise(chaise_url: str, server_login: ServerKit) -> Iterator[Chaise]:
     """Headless Chromium with the admin's session cookie for the local server, or a skip."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(p) or shutil.which(p))]
-    if missing:
-        pytest.skip(f"no {' or '.join(missing)}: apt-get install --no-install-recommends chromium chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (pip install selenium, or the dev extra)")
-    cookie = _session_cookie(server_login)
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-        "--ignore-certificate-errors",  # the kit's certificate is from its own CA; loopback only
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    browser = Chaise(driver, chaise_url, artifacts_dir())
-    try:
+    with chromium("chaise", chaise_url, HARMLESS_404) as browser:
+        cookie = _session_cookie(server_login)
         # A page of the host first: Selenium sets cookies only for the page's own site.
-        driver.get(f"{server_login.url}/")
+        browser.driver.get(f"{server_login.url}/")
         name, _, value = cookie.partition("=")
-        driver.add_cookie({"name": name, "value": value, "path": "/", "secure": server_login.url.startswith("https")})
+        browser.driver.add_cookie(
+            {"name": name, "value": value, "path": "/", "secure": server_login.url.startswith("https")}
+        )
         yield browser
-    finally:
-        browser.collect_console()
-        browser.write_console_log()
-        driver.quit()
 
 
 def test_chaise_shows_a_pytest_sweep(pytester: pytest.Pytester, server_login: ServerKit, chaise: Chaise) -> None:

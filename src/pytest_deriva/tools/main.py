@@ -8,6 +8,7 @@
     pytest-deriva show RID                                everything about one run
     pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
                                                           parameters x metrics x status x duration
+    pytest-deriva ui [--port N] [--no-browser]            the same in a browser (local, read-only)
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -69,9 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     order = compare.add_mutually_exclusive_group()
     order.add_argument("--desc", dest="descending", action="store_true", default=True, help="highest first (default)")
     order.add_argument("--asc", dest="descending", action="store_false", help="lowest first (e.g. a loss)")
-    for p in (runs, show, compare):
+    ui = commands.add_parser("ui", help="look at the runs in a web browser (a local, read-only viewer)")
+    ui.add_argument(
+        "--port", type=int, metavar="N", help="port on 127.0.0.1 (default 8765, or a free one if taken; 0: any free)"
+    )
+    ui.add_argument("--no-browser", dest="browser", action="store_false", help="print the URL, open no browser")
+    for p in (runs, show, compare, ui):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
+    for p in (runs, show, compare):
         fmt = p.add_mutually_exclusive_group()
         fmt.add_argument("--json", dest="format", action="store_const", const="json", default="table")
         fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
@@ -115,8 +122,33 @@ def _init(location: str, credential: str | None) -> list[str]:
         catalog.close()
 
 
+def _ui(args: argparse.Namespace) -> int:
+    try:
+        from pytest_deriva.tools.viewer import serve
+    except ImportError as e:
+        print(
+            f"pytest-deriva ui needs Flask and plotly ({e.name} is missing): pip install 'pytest-deriva[ui]'",
+            file=sys.stderr,
+        )
+        return 1
+    from pytest_deriva.tools import runs
+
+    try:
+        ml = runs.open_catalog(args.catalog, args.credential)
+        try:
+            serve(ml, args.port, open_browser=args.browser)
+        finally:
+            ml.catalog.close()
+    except DerivaMLException as e:
+        print(f"pytest-deriva ui: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "ui":
+        return _ui(args)
     if args.command in ("runs", "show", "compare"):
         from pytest_deriva.tools.runs import UsageProblem
 

@@ -29,7 +29,19 @@ if TYPE_CHECKING:
     from pytest_deriva.execution.record import ExecutionRecord
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["catalog_location", "compare", "open_catalog", "render", "runs", "show"]
+__all__ = [
+    "catalog_location",
+    "cell",
+    "compare",
+    "comparison",
+    "describe",
+    "list_runs",
+    "open_catalog",
+    "rank",
+    "render",
+    "runs",
+    "show",
+]
 
 _CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$")
 
@@ -103,7 +115,8 @@ def parse_conditions(items: Sequence[str] | None, what: str) -> dict[str, Any]:
 
 
 # -- output ---------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as the tables show it: numbers to 6 significant digits, times local, ``-`` for none."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -118,7 +131,7 @@ def _cell(value: Any) -> str:
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     """Rows as an aligned plain-text table (no borders), headed by the column names."""
     columns = list(columns or (rows[0] if rows else []))
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -155,17 +168,22 @@ def _csv(value: Any) -> Any:
 
 
 # -- runs -----------------------------------------------------------------------------------
-def runs(ml: DerivaML, fmt: str = "table", limit: int | None = 20, **filters: Any) -> str:
-    """Recent executions (oldest of them first), with what kind each is: a sweep (how many
-    children), a child of one, or a single run."""
-    found = ml.find_executions(limit=limit, **filters)
-    records = found.to_records()
+def list_runs(ml: DerivaML, limit: int | None = 20, **filters: Any) -> list[dict[str, Any]]:
+    """Recent executions (oldest of them first) as ``to_records()`` rows, each with ``Children``
+    (how many) and ``Kind``: a sweep (of how many), a child of one, or a single run."""
+    records = ml.find_executions(limit=limit, **filters).to_records()
     children = _child_counts(ml, [r["RID"] for r in records])
     for r in records:
-        n = children.get(r["RID"], 0)
+        n = r["Children"] = children.get(r["RID"], 0)
         r["Kind"] = f"sweep of {n}" if n else (f"child of {r['Parent']}" if r["Parent"] else "run")
+    return records
+
+
+def runs(ml: DerivaML, fmt: str = "table", limit: int | None = 20, **filters: Any) -> str:
+    """``pytest-deriva runs``: :func:`list_runs` as a table, JSON or CSV."""
+    records = list_runs(ml, limit, **filters)
     if fmt != "table":
-        return render(records, fmt)
+        return render([{k: v for k, v in r.items() if k != "Children"} for r in records], fmt)
     rows = [
         {
             "RID": r["RID"],
@@ -250,7 +268,15 @@ def describe(ml: DerivaML, rid: str) -> dict[str, Any]:
         "Metrics": record.metrics,
         "Inputs": inputs,
         "Outputs": [
-            {"table": a.asset_table, "RID": a.rid, "file": a.filename, "bytes": a.length, "types": a.asset_types}
+            {
+                "table": a.asset_table,
+                "RID": a.rid,
+                "file": a.filename,
+                "bytes": a.length,
+                "types": a.asset_types,
+                "URL": a.url,
+                "MD5": a.md5,
+            }
             for a in outputs
         ],
         "Children": [
@@ -281,15 +307,16 @@ def show(ml: DerivaML, rid: str, fmt: str = "table") -> str:
     if wf["Checksum"] or wf["Version"]:
         lines.append(f"            version {wf['Version'] or '-'}  checksum {wf['Checksum'] or '-'}")
     lines += [
-        f"  started   {_cell(info['Start'])}",
-        f"  ended     {_cell(info['Stop'])}  ({human_duration(info['Duration']) or 'not ended'})",
+        f"  started   {cell(info['Start'])}",
+        f"  ended     {cell(info['Stop'])}  ({human_duration(info['Duration']) or 'not ended'})",
     ]
     if info["Parent"]:
         lines.append(f"  sweep     {info['Parent']} (pytest-deriva compare {info['Parent']})")
     for title, mapping in (("parameters", info["Parameters"]), ("metrics", info["Metrics"])):
         lines.append(f"{title}:" if mapping else f"{title}: none")
-        lines += [f"  {k} = {_cell(v)}" for k, v in mapping.items()]
-    for title, rows in (("inputs", info["Inputs"]), ("outputs", info["Outputs"]), ("children", info["Children"])):
+        lines += [f"  {k} = {cell(v)}" for k, v in mapping.items()]
+    outputs = [{k: v for k, v in o.items() if k not in ("URL", "MD5")} for o in info["Outputs"]]
+    for title, rows in (("inputs", info["Inputs"]), ("outputs", outputs), ("children", info["Children"])):
         if rows:
             lines.append(f"{title}:")
             lines += ["  " + line for line in table(rows).splitlines()]
@@ -319,17 +346,27 @@ def compare_runs(ml: DerivaML, rids: Sequence[str]) -> ExecutionList:
     return ExecutionList([lookup(ml, rid) for rid in rids], ml=ml).load()
 
 
-def compare(
-    ml: DerivaML, rids: Sequence[str], fmt: str = "table", sort: str | None = None, descending: bool = True
-) -> str:
-    """``pytest-deriva compare``: parameters x metrics x status x duration, one row per run,
-    sorted by ``sort`` (a metric) with the best marked; with two runs, their configuration diff."""
-    found = compare_runs(ml, rids)
-    records = found.to_records()
+def comparison(ml: DerivaML, rids: Sequence[str], sort: str | None = None, descending: bool = True) -> dict[str, Any]:
+    """What ``compare`` shows, as data: ``runs`` (``to_records()`` rows, sorted by the metric
+    ``sort`` when given, each with ``best`` ``*`` or ``''``), ``params`` (every parameter column),
+    ``varying`` (those whose value differs between runs), ``metrics`` (metric columns), ``best``
+    (the best run's RID or None), ``sorted_by``, ``descending`` and, for two runs, ``diff`` (their
+    configuration diff); see :func:`rank`."""
+    listed = compare_runs(ml, rids)
+    records = listed.to_records()
     params = [k for k in (records[0] if records else {}) if k.startswith("params.")]
     metrics = [k for k in (records[0] if records else {}) if k.startswith("metrics.")]
     varying = [p for p in params if len({json.dumps(r[p], sort_keys=True, default=str) for r in records}) > 1]
-    shown = varying or params
+    result: dict[str, Any] = {"runs": records, "params": params, "varying": varying, "metrics": metrics}
+    rank(result, sort, descending)
+    result["diff"] = _config_diff(listed, rids) if len(rids) == 2 else None
+    return result
+
+
+def rank(found: dict[str, Any], sort: str | None, descending: bool = True) -> None:
+    """Sort the runs of a :func:`comparison` by the metric ``sort`` (runs without a number for it
+    last) and mark the best (``best`` ``*``); ``sort`` None: the runs' order, none marked."""
+    records, metrics = found["runs"], found["metrics"]
     best: str | None = None
     if sort is not None:
         key = sort if sort.startswith("metrics.") else f"metrics.{sort}"
@@ -343,7 +380,17 @@ def compare(
         best = numbers[0]["RID"] if numbers else None
     for r in records:
         r["best"] = "*" if r["RID"] == best else ""
-    diff = _config_diff(found, rids) if len(rids) == 2 else None
+    found.update(runs=records, sorted_by=sort, descending=descending, best=best)
+
+
+def compare(
+    ml: DerivaML, rids: Sequence[str], fmt: str = "table", sort: str | None = None, descending: bool = True
+) -> str:
+    """``pytest-deriva compare``: parameters x metrics x status x duration, one row per run,
+    sorted by ``sort`` (a metric) with the best marked; with two runs, their configuration diff."""
+    found = comparison(ml, rids, sort, descending)
+    records, metrics, best, diff = found["runs"], found["metrics"], found["best"], found["diff"]
+    shown = found["varying"] or found["params"]
     if fmt == "json":
         payload: dict[str, Any] = {"runs": records, "sorted_by": sort, "best": best}
         if diff is not None:
