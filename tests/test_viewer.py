@@ -237,7 +237,9 @@ def test_sweep_page(recorded: Recorded, viewer: str) -> None:
     }
     ascending = page(f"{viewer}/sweep/{recorded.sweep}?sort=accuracy&order=asc")
     assert rows(ascending, "comparison") == [r["RID"] for r in reversed(by_accuracy)]
-    assert "sort=nothing" not in page(f"{viewer}/sweep/{recorded.sweep}?sort=nothing")  # an unknown metric: unsorted
+    unsorted = page(f"{viewer}/sweep/{recorded.sweep}?sort=nothing")  # no such metric (an old link): as run
+    assert rows(unsorted, "comparison") == [r["RID"] for r in recorded.children]
+    assert 'class="best"' not in unsorted
     # one plot per metric and swept parameter, and parallel coordinates of the two parameters
     figures = dict(re.findall(r'<div class="plot[^"]*" id="([^"]+)" data-figure="([^"]+)"', html))
     assert sorted(figures) == sorted(

@@ -63,13 +63,13 @@ _TEXT_SUFFIXES = frozenset(
         ".xml",
     ]
 )
-_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|rmse|mae|perplexity)", re.IGNORECASE)
+# Metrics sorted lowest first unless asked otherwise (the best of a loss is its lowest).
+_LOWER_IS_BETTER = re.compile(r"loss|err|mse|mae|perplexity", re.IGNORECASE)
 
 
 def create_app(ml: DerivaML) -> Flask:
     """The viewer of the catalog ``ml`` reads (best opened read-only: :func:`tools.runs.open_catalog`)."""
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     # One request at a time reads the catalog: the handle's caches are not meant for threads.
     lock = threading.Lock()
     texts = _TextCache(ml)
