@@ -509,7 +509,10 @@ class DerivaSession:
         if call is None and setup is not None and setup.failed:
             return Outcome.failed(redact_text(f"Error in setup: {_crash_message(setup)}", secrets), metrics=metrics)
         if call is None:
-            return Outcome.aborted("Interrupted before the experiment finished.", metrics=metrics)
+            # Its registered files upload all the same: what it wrote is kept, marked partial here.
+            return Outcome.aborted(
+                "Interrupted before the experiment finished; its output files are partial.", metrics=metrics
+            )
         if call.passed:
             return Outcome.completed(metrics)
         if call.skipped:
