@@ -67,8 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="extend",
         default=[],
         metavar="OVERRIDE",
-        help="Sweep every experiment over these values, in Hydra's override grammar "
-        "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'). Put paths before it.",
+        help="Sweep the experiments that take these parameters over these values, in Hydra's override grammar "
+        "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'); others run as they are. "
+        "Put paths before it.",
     )
     group.addoption(
         "--deriva-credential",

@@ -152,6 +152,7 @@ class DerivaSession:
         self._planner: RunPlanner | None = None
         self._workflows: dict[tuple[Path, tuple[str, ...]], Any] = {}
         self._sweep: list[dict[str, Any]] | None = None
+        self._sweep_taken: set[str] = set()  # the --deriva-sweep names some collected experiment takes
         self._session: pytest.Session | None = None
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
@@ -320,16 +321,11 @@ class DerivaSession:
         return self._sweep
 
     def _swept_names(self, collector: pytest.Collector, name: str, takes: set[str], parametrized: set[str]) -> set[str]:
+        """The --deriva-sweep parameters this experiment takes (it is swept over those only)."""
         if not self.sweep:
             return set()
-        names = set(self.sweep[0])
-        missing = sorted(names - takes)
-        if missing:
-            pytest.fail(
-                f"{collector.nodeid}::{name}: --deriva-sweep sets {', '.join(map(repr, missing))}, which it does not "
-                f"take (its parameters: {', '.join(sorted(takes - set(FIXTURE_NAMES)))}); select experiments with -k.",
-                pytrace=False,
-            )
+        names = set(self.sweep[0]) & takes
+        self._sweep_taken |= names
         twice = sorted(names & parametrized)
         if twice:
             pytest.fail(
@@ -350,8 +346,13 @@ class DerivaSession:
             return
         from pytest_deriva._secrets import REDACTED, is_secret
 
-        names = list(self.sweep[0])
-        values = [tuple(combo[n] for n in names) for combo in self.sweep]
+        # Only the swept parameters this experiment takes (an experiment taking none is left as it
+        # is); with its own parametrize marks this makes the product.
+        takes = inspect.signature(metafunc.function).parameters
+        names = [n for n in self.sweep[0] if n in takes]
+        if not names:
+            return
+        values = list(dict.fromkeys(tuple(combo[n] for n in names) for combo in self.sweep))
         shown = [[REDACTED if is_secret(n) else str(v) for n, v in zip(names, row, strict=True)] for row in values]
         ids = ["-".join(row) for row in shown]
         metafunc.parametrize(names, values, ids=ids)
@@ -440,6 +441,12 @@ class DerivaSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         experiments = [i for i in session.items if EXPERIMENT_KEY in i.stash]
+        untaken = sorted(set(self.sweep[0]) - self._sweep_taken) if self.sweep else []
+        if untaken and not session.testsfailed:  # a collection error may be why: that one is shown
+            raise pytest.UsageError(
+                f"--deriva-sweep sets {', '.join(map(repr, untaken))}, which no collected experiment takes; "
+                "check the name, or name the files of the experiments that take it."
+            )
         if not experiments or self._writes_nothing(session):
             return
         from pytest_deriva.exceptions import DerivaMLException
