@@ -72,6 +72,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Put paths before it.",
     )
     group.addoption(
+        "--deriva-resume",
+        nargs="?",
+        const="last",
+        default=None,
+        metavar="PARENT_RID|last",
+        help="Run again only the children of a recorded sweep that did not complete (default: the last "
+        "sweep), in the same parent. Put paths before it.",
+    )
+    group.addoption(
+        "--deriva-allow-changed",
+        action="store_true",
+        default=False,
+        help="With --deriva-resume: resume a sweep although its experiment file changed since it ran.",
+    )
+    group.addoption(
         "--deriva-credential",
         default=None,
         metavar="FILE",

@@ -153,6 +153,9 @@ class DerivaSession:
         self._workflows: dict[tuple[Path, tuple[str, ...]], Any] = {}
         self._sweep: list[dict[str, Any]] | None = None
         self._sweep_taken: set[str] = set()  # the --deriva-sweep names some collected experiment takes
+        self.resume_target = self._resume_target()
+        self._resumed: dict[str, Any] = {}  # node id -> Resumed, with --deriva-resume
+        self._refused = False  # collection was refused: nothing may be planned
         self._session: pytest.Session | None = None
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
@@ -163,6 +166,23 @@ class DerivaSession:
             from pytest_deriva.sweep import new_plan_dir
 
             self.plan_dir = new_plan_dir()
+
+    def _resume_target(self) -> str | None:
+        target = self.config.getoption("deriva_resume", None)
+        if target is None:
+            return None
+        from pytest_deriva._rid import validate_rid
+        from pytest_deriva.exceptions import DerivaMLException
+
+        if target != "last":
+            try:
+                validate_rid(str(target))
+            except DerivaMLException as e:
+                raise pytest.UsageError(
+                    f"--deriva-resume {target!r} is neither a sweep's parent RID nor 'last' ({e}); "
+                    "put paths before --deriva-resume, or write --deriva-resume=last."
+                ) from e
+        return str(target)
 
     @property
     def ml(self) -> DerivaML:
@@ -438,6 +458,45 @@ class DerivaSession:
         if ordinary:
             config.hook.pytest_deselected(items=ordinary)
             items[:] = [i for i in items if EXPERIMENT_KEY in i.stash]
+        if self.resume_target is not None and not (self._session is not None and self._session.testsfailed):
+            self._select_resumed(config, items)
+
+    def _select_resumed(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep only the runs that finish the sweep named by --deriva-resume (found once per session:
+        the first process under xdist, the others read what it found)."""
+        import json
+        from dataclasses import asdict
+
+        from pytest_deriva._locks import file_lock
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.resume import plan_resume
+        from pytest_deriva.sweep import Resumed
+
+        saved = self.plan_dir / "resume.json"
+        try:
+            with file_lock(self.plan_dir / "resume.lock"):
+                if saved.exists():
+                    doc = json.loads(saved.read_text())
+                else:
+                    found = plan_resume(
+                        self.ml,
+                        str(self.resume_target),
+                        [i.stash[EXPERIMENT_KEY].spec for i in items],
+                        allow_changed=bool(config.getoption("deriva_allow_changed")),
+                    )
+                    doc = {"runs": {k: asdict(v) for k, v in found.runs.items()}, "message": found.message}
+                    saved.write_text(json.dumps(doc))
+        except DerivaMLException as e:
+            self._refused = True
+            raise pytest.UsageError(str(e)) from e
+        self._resumed = {k: Resumed(**v) for k, v in doc["runs"].items()}
+        others = [i for i in items if i.nodeid not in self._resumed]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [i for i in items if i.nodeid in self._resumed]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not self.is_worker:
+            reporter.write_line(f"deriva: resuming {doc['message']}")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         experiments = [i for i in session.items if EXPERIMENT_KEY in i.stash]
@@ -447,12 +506,12 @@ class DerivaSession:
                 f"--deriva-sweep sets {', '.join(map(repr, untaken))}, which no collected experiment takes; "
                 "check the name, or name the files of the experiments that take it."
             )
-        if not experiments or self._writes_nothing(session):
+        if not experiments or self._refused or self._writes_nothing(session):
             return
         from pytest_deriva.exceptions import DerivaMLException
 
         try:
-            planned = self.planner.plan(i.stash[EXPERIMENT_KEY].spec for i in experiments)
+            planned = self.planner.plan((i.stash[EXPERIMENT_KEY].spec for i in experiments), resume=self._resumed)
         except DerivaMLException as e:
             raise pytest.UsageError(f"pytest-deriva could not record the run plan: {e}") from e
         for item in experiments:

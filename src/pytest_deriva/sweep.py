@@ -45,7 +45,16 @@ from pytest_deriva.execution.workflow import Workflow
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["PlannedRun", "RunPlanner", "RunSpec", "SweepResult", "hydra_files", "new_plan_dir", "overrides_of"]
+__all__ = [
+    "PlannedRun",
+    "Resumed",
+    "RunPlanner",
+    "RunSpec",
+    "SweepResult",
+    "hydra_files",
+    "new_plan_dir",
+    "overrides_of",
+]
 
 
 @dataclass
@@ -74,6 +83,23 @@ class PlannedRun:
     sweep_key: str
     parent_rid: str | None = None
     sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run that takes up a recorded sweep's child again (``--deriva-resume``): its new child
+    goes under the same parent with the same ``Sequence``; the earlier attempt stays on record."""
+
+    parent_rid: str
+    sequence: int
+    attempt: int  # this one's number: 2 for the first resume of a child
+    earlier_rid: str  # the attempt before it
+    started: str  # when the sweep started (ISO), for its Duration
+
+    def describe(self, description: str) -> str:
+        # catalog-model.md's "[Job N] <description>", the attempt after it, so tools that read
+        # the job number still do.
+        return f"[Job {self.sequence}] {description} (attempt {self.attempt}; earlier: {self.earlier_rid})"
 
 
 def _yaml_value(value: Any) -> Any:
@@ -129,15 +155,18 @@ class RunPlanner:
         self.runs: dict[str, PlannedRun] = {}
         self.sweeps: dict[str, dict[str, Any]] = {}
         self._specs: dict[str, RunSpec] = {}
+        self._resume: Mapping[str, Resumed] = {}
 
     @property
     def plan_file(self) -> Path:
         return self.plan_dir / "plan.json"
 
     # -- planning ----------------------------------------------------------------------------
-    def plan(self, specs: Iterable[RunSpec]) -> dict[str, PlannedRun]:
-        """Record the plan for ``specs`` (or read the one another process recorded)."""
+    def plan(self, specs: Iterable[RunSpec], resume: Mapping[str, Resumed] | None = None) -> dict[str, PlannedRun]:
+        """Record the plan for ``specs`` (or read the one another process recorded); ``resume``:
+        runs (by node id) that take up a recorded sweep's children again."""
         specs = list(specs)
+        self._resume = resume or {}
         self._specs = {s.nodeid: s for s in specs}
         dry = [s for s in specs if self.dry_run or s.dry_run]
         real = [s for s in specs if not (self.dry_run or s.dry_run)]
@@ -156,6 +185,8 @@ class RunPlanner:
     def _child_description(self, spec: RunSpec) -> str:
         if not spec.parametrized:
             return spec.description
+        if spec.nodeid in self._resume:
+            return self._resume[spec.nodeid].describe(spec.description)
         # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
         return f"[Job {spec.index}] {spec.description}"
 
@@ -184,7 +215,18 @@ class RunPlanner:
         for key, members in by_sweep.items():
             first = members[0]
             parent_rid: str | None = None
-            if first.parametrized:
+            resumed = self._resume.get(first.nodeid)
+            if resumed is not None:
+                parent_rid = resumed.parent_rid
+                self.ml.lookup_execution(parent_rid).update_status(
+                    Status.running, f"Resumed: {len(members)} children run again."
+                )
+                self.sweeps[key] = {
+                    "parent_rid": parent_rid,
+                    "description": first.description,
+                    "started": resumed.started,
+                }
+            elif first.parametrized:
                 config = first.configuration.model_copy(update={"description": first.description})
                 parent_rid = start_parent(self.ml, first.workflow, config).execution_rid
                 self.sweeps[key] = {
