@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from _plugin_helpers import catalog, commit, job_of, make_project
+from _plugin_helpers import catalog, catalog_created, commit, job_of, make_project
 from pytest_deriva import DerivaML
 from pytest_deriva.resume import plan_resume
 
@@ -158,3 +158,69 @@ def test_resume_on_a_server(pytester: pytest.Pytester, server_login, server_cata
         check_resumed(ml, parent)
     finally:
         ml.catalog.close()
+
+
+# -- --deriva-skip-completed (issue 12, item 3) ---------------------------------------------------
+def test_skip_completed_reuses_runs_done_with_the_same_code_and_parameters(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester, {"experiment_flaky.py": FLAKY, "experiment_other.py": OTHER})
+    first = pytester.runpytest("--deriva-run", "-p", "no:randomly")
+    first.assert_outcomes(passed=4, failed=1)
+    with catalog(root / ".deriva") as ml:
+        [old_parent] = [r.rid for r in ml.find_executions() if r.description == "Flaky sweep"]
+        old = {seq: tries[0][0] for seq, tries in attempts_by_sequence(ml, old_parent).items()}
+        [other] = [r.rid for r in ml.find_executions() if r.description == "experiment_other"]
+
+    (root / "fixed").write_text("")
+    result = pytester.runpytest("--deriva-run", "-p", "no:randomly", "--deriva-skip-completed", "-rs")
+    result.assert_outcomes(passed=1, skipped=4)
+    result.stdout.fnmatch_lines_random(
+        [
+            f"SKIPPED*experiment_flaky.py:*completed before as {old[0]} (score=0)",
+            f"SKIPPED*experiment_flaky.py:*completed before as {old[3]} (score=0.3)",
+            f"SKIPPED*experiment_other.py:*completed before as {other} (no metrics)",
+        ]
+    )
+    with catalog(root / ".deriva") as ml:
+        runs = ml.find_executions()
+        assert len(runs) == 6 + 2  # the first session's, then a new parent and the one new run
+        [new_parent] = [r.rid for r in runs if r.description == "Flaky sweep" and r.rid != old_parent]
+        tries = attempts_by_sequence(ml, new_parent)
+        # The earlier runs are the new sweep's children at their Sequence; only child 1 ran again.
+        assert {seq: t[0][0] for seq, t in tries.items() if seq != 1} == {0: old[0], 2: old[2], 3: old[3]}
+        assert tries[1][0][0] != old[1]
+        assert tries[1][0][1] == "Completed"
+        record = ml.lookup_execution(new_parent)
+        assert (record.status.value, record.status_detail) == ("Completed", "4 of 4 completed")
+        assert ml.lookup_execution(old_parent).status_detail == "3 of 4 completed, 1 failed"
+
+    # After a change to the experiment's code, nothing counts as done: everything runs again.
+    (root / "experiment_flaky.py").write_text(FLAKY + "\n# changed\n")
+    commit(root)
+    result = pytester.runpytest("--deriva-run", "-p", "no:randomly", "--deriva-skip-completed")
+    result.assert_outcomes(passed=4, skipped=1)  # experiment_other did not change
+
+
+READS = """
+import os
+
+import pytest
+
+
+@pytest.mark.deriva(datasets=[{"rid": os.environ["DS"], "version": os.environ["DS_VERSION"]}])
+def experiment_reads(execution):
+    return {"n": 1}
+"""
+
+
+def test_skip_completed_runs_again_with_another_input_version(pytester, monkeypatch) -> None:
+    root = make_project(pytester, {"experiment_reads.py": READS})
+    with catalog_created(root) as ml:
+        dataset = ml.create_dataset("Testing", description="inputs", version="1.0.0")
+        dataset.increment_dataset_version("minor")
+    monkeypatch.setenv("DS", dataset.dataset_rid)
+    monkeypatch.setenv("DS_VERSION", "1.0.0")
+    pytester.runpytest("--deriva-run").assert_outcomes(passed=1)
+    pytester.runpytest("--deriva-run", "--deriva-skip-completed").assert_outcomes(skipped=1)
+    monkeypatch.setenv("DS_VERSION", "1.1.0")
+    pytester.runpytest("--deriva-run", "--deriva-skip-completed").assert_outcomes(passed=1)
+    pytester.runpytest("--deriva-run", "--deriva-skip-completed").assert_outcomes(skipped=1)

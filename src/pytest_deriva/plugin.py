@@ -87,6 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="With --deriva-resume: resume a sweep although its experiment file changed since it ran.",
     )
     group.addoption(
+        "--deriva-skip-completed",
+        action="store_true",
+        default=False,
+        help="Do not run an experiment again that this catalog completed with the same code (its file at the "
+        "same checksum), parameters and input versions; show that run's RID and metrics instead.",
+    )
+    group.addoption(
         "--deriva-credential",
         default=None,
         metavar="FILE",

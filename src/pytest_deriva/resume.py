@@ -1,4 +1,5 @@
-"""Finishing a recorded sweep: ``pytest --deriva-run --deriva-resume [PARENT_RID | last]``.
+"""Finishing a recorded sweep (``--deriva-resume``) and not running again what is done
+(``--deriva-skip-completed``).
 
 :func:`plan_resume` finds the sweep, the children whose latest attempt did not complete, and
 the collected runs that are those children: the same experiment (its workflow file and
@@ -9,19 +10,28 @@ the earlier attempt stays linked and on record, and the parent's status and summ
 latest attempt of each ``Sequence`` (:func:`pytest_deriva.execution.sweep.close_sweep`).
 
 A sweep whose experiment file changed since it ran is refused, with the diff, unless the caller
-allows it. This module does not import pytest.
+allows it.
+
+:func:`find_completed` is the run cache of ``--deriva-skip-completed``: a run is done when this
+catalog holds a ``Completed`` run of the same workflow (its file at the same checksum, so a code
+change runs it again), with the same parameters and the same input datasets (RID and version)
+and assets, that is not a sweep's parent. This module does not import pytest.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_deriva._rid import rid_order
 from pytest_deriva._secrets import REDACTED, redact_text_file
+from pytest_deriva.catalog.port import select_in
 from pytest_deriva.enums import Status
 from pytest_deriva.exceptions import DerivaMLInputError
-from pytest_deriva.execution._index import parameters_from_files, read_parameters
+from pytest_deriva.execution._index import metadata_files, parameters_from_files, read_metrics, read_parameters
 from pytest_deriva.execution.sweep import attempts, last_sweep
 from pytest_deriva.execution.workflow import code_changes
 from pytest_deriva.sweep import Resumed, RunSpec, hydra_files
@@ -29,7 +39,7 @@ from pytest_deriva.sweep import Resumed, RunSpec, hydra_files
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["ResumePlan", "indexed_parameters", "plan_resume"]
+__all__ = ["ResumePlan", "find_completed", "indexed_parameters", "plan_resume"]
 
 LAST = "last"
 
@@ -49,9 +59,10 @@ def indexed_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     return parameters_from_files({name: redact_text_file(name, data) for name, data in files.items()})
 
 
-def same_parameters(recorded: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
-    """Whether a run with ``params`` is the recorded run's parameters (a secret value is not compared)."""
-    now = indexed_parameters(params)
+def same_parameters(recorded: Mapping[str, Any], params: Mapping[str, Any], indexed: bool = False) -> bool:
+    """Whether a run with ``params`` (``indexed``: as :func:`indexed_parameters` gives them) has
+    the recorded run's parameters (a secret value is not compared)."""
+    now = params if indexed else indexed_parameters(params)
     if set(now) != set(recorded):
         return False
     return all(now[k] == recorded[k] or REDACTED in (now[k], recorded[k]) for k in now)
@@ -134,3 +145,61 @@ def plan_resume(ml: DerivaML, target: str, specs: Iterable[RunSpec], allow_chang
         f"{what}: the sweep's parameters are not the collected experiment's: {mismatch}. Run the same selection "
         "(the same parametrize marks, --deriva-sweep and -k) as the sweep did."
     )
+
+
+def _inputs(datasets: Iterable[Any], assets: Iterable[Any]) -> tuple[list[tuple[str, str | None]], list[str]]:
+    def get(item: Any, name: str) -> Any:
+        return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+    return sorted((str(get(d, "rid")), get(d, "version")) for d in datasets), sorted(str(get(a, "rid")) for a in assets)
+
+
+def find_completed(ml: DerivaML, specs: Iterable[RunSpec]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Runs (by node id) this catalog already completed: node id -> (the latest such run's RID,
+    its metrics). A few selects per workflow, and one ``configuration.json`` read per match."""
+    by_workflow: dict[str, list[RunSpec]] = {}  # by the code's checksum: the workflow rows that record it
+    for spec in specs:
+        if spec.workflow.checksum:
+            by_workflow.setdefault(str(spec.workflow.checksum), []).append(spec)
+    matches: dict[str, list[str]] = {}
+    for checksum, group in by_workflow.items():
+        workflows = ml.catalog.select(ml.ml_schema, "Workflow", {"Checksum": checksum}, columns=["RID"])
+        if not workflows:
+            continue
+        rows = ml.catalog.select(
+            ml.ml_schema,
+            "Execution",
+            {"Workflow": [w["RID"] for w in workflows], "Status": Status.completed.value},
+            columns=["RID"],
+        )
+        table = ml.model.schemas[ml.ml_schema].tables["Execution_Execution"]
+        parents = {r["Execution"] for r in select_in(ml.catalog, table, "Execution", [r["RID"] for r in rows])}
+        rids = sorted((r["RID"] for r in rows if r["RID"] not in parents), key=rid_order, reverse=True)
+        params = read_parameters(ml, rids) if rids else {}
+        for spec in group:
+            now = indexed_parameters(spec.params)
+            same = [rid for rid in rids if same_parameters(params[rid], now, indexed=True)]
+            if same:
+                matches[spec.nodeid] = same
+    if not matches:
+        return {}
+    configs = metadata_files(
+        ml, sorted({rid for same in matches.values() for rid in same}), re.compile(r"^configuration\.json$")
+    )
+    found: dict[str, str] = {}
+    specs_by_id = {s.nodeid: s for group in by_workflow.values() for s in group}
+    for nodeid, same in matches.items():
+        wanted = _inputs(specs_by_id[nodeid].configuration.datasets, specs_by_id[nodeid].configuration.assets)
+        for rid in same:  # latest first
+            try:
+                recorded = json.loads(next(iter(configs.get(rid, {}).values()), b"null"))
+            except ValueError:
+                continue
+            if (
+                isinstance(recorded, Mapping)
+                and _inputs(recorded.get("datasets") or [], recorded.get("assets") or []) == wanted
+            ):
+                found[nodeid] = rid
+                break
+    metrics = read_metrics(ml, found.values())
+    return {nodeid: (rid, dict(metrics[rid])) for nodeid, rid in found.items()}

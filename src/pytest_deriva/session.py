@@ -510,12 +510,25 @@ class DerivaSession:
             return
         from pytest_deriva.exceptions import DerivaMLException
 
+        completed = None
+        if self.config.getoption("deriva_skip_completed") and self.resume_target is None:
+            from pytest_deriva.resume import find_completed
+
+            def completed(specs: list[RunSpec]) -> Mapping[str, tuple[str, dict[str, Any]]]:
+                return find_completed(self.ml, specs)
+
         try:
-            planned = self.planner.plan((i.stash[EXPERIMENT_KEY].spec for i in experiments), resume=self._resumed)
+            planned = self.planner.plan(
+                (i.stash[EXPERIMENT_KEY].spec for i in experiments), resume=self._resumed, completed=completed
+            )
         except DerivaMLException as e:
             raise pytest.UsageError(f"pytest-deriva could not record the run plan: {e}") from e
         for item in experiments:
-            item.stash[EXPERIMENT_KEY].run = planned[item.nodeid]
+            run = item.stash[EXPERIMENT_KEY].run = planned[item.nodeid]
+            if run.reused is not None:
+                shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.reused.items())
+                reason = f"completed before as {run.execution_rid} ({shown or 'no metrics'})"
+                item.add_marker(pytest.mark.skip(reason=reason))
 
     # -- running ------------------------------------------------------------------------------
     def start(self, item: pytest.Item, experiment: _Experiment) -> Execution:
@@ -557,6 +570,9 @@ class DerivaSession:
             else (Status.failed, f"Error in setup: {_crash_message(report)}")
         )
         rid = experiment.run.execution_rid if experiment.run else None
+        if experiment.run is not None and experiment.run.reused is not None:  # done before: that run is shown
+            self._property(item, experiment, rid, "Completed (earlier run)", experiment.run.reused, 0)
+            return
         if rid and not self.dry_run:
             from pytest_deriva._secrets import redact_text, secret_values
 

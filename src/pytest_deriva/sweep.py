@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +83,7 @@ class PlannedRun:
     sweep_key: str
     parent_rid: str | None = None
     sequence: int | None = None
+    reused: dict[str, Any] | None = None  # done before (--deriva-skip-completed): that run's metrics
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,18 @@ class RunPlanner:
         return self.plan_dir / "plan.json"
 
     # -- planning ----------------------------------------------------------------------------
-    def plan(self, specs: Iterable[RunSpec], resume: Mapping[str, Resumed] | None = None) -> dict[str, PlannedRun]:
-        """Record the plan for ``specs`` (or read the one another process recorded); ``resume``:
-        runs (by node id) that take up a recorded sweep's children again."""
+    def plan(
+        self,
+        specs: Iterable[RunSpec],
+        resume: Mapping[str, Resumed] | None = None,
+        completed: Callable[[list[RunSpec]], Mapping[str, tuple[str, dict[str, Any]]]] | None = None,
+    ) -> dict[str, PlannedRun]:
+        """Record the plan for ``specs`` (or read the one another process recorded).
+
+        ``resume``: runs (by node id) that take up a recorded sweep's children again.
+        ``completed``: finds the runs done before (node id -> (RID, metrics)); those are not run
+        again, and in a sweep the earlier run is nested under the new parent at its ``Sequence``.
+        """
         specs = list(specs)
         self._resume = resume or {}
         self._specs = {s.nodeid: s for s in specs}
@@ -175,7 +185,7 @@ class RunPlanner:
                 if self.plan_file.exists():
                     self._load()
                 else:
-                    self._record(real)
+                    self._record(real, dict(completed(real)) if completed is not None else {})
                     self._save()
                     self._save_record()
         for s in dry:
@@ -190,12 +200,12 @@ class RunPlanner:
         # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
         return f"[Job {spec.index}] {spec.description}"
 
-    def _record(self, specs: list[RunSpec]) -> None:
+    def _record(self, specs: list[RunSpec], reused: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
         try:
-            self._record_all(specs)
+            self._record_all(specs, reused)
         except BaseException:
             # Leave no plan half made: what was already recorded says it never ran.
-            rids = [r.execution_rid for r in self.runs.values()] + [s["parent_rid"] for s in self.sweeps.values()]
+            rids = self._new_rids() + [s["parent_rid"] for s in self.sweeps.values()]
             for rid in rids:
                 # Best effort: the error being raised is the one to report.
                 with contextlib.suppress(Exception):
@@ -203,7 +213,11 @@ class RunPlanner:
             self.runs, self.sweeps = {}, {}
             raise
 
-    def _record_all(self, specs: list[RunSpec]) -> None:
+    def _new_rids(self) -> list[str]:
+        """The runs this plan records (not those done before, which it only refers to)."""
+        return [r.execution_rid for r in self.runs.values() if r.reused is None]
+
+    def _record_all(self, specs: list[RunSpec], reused: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
         by_sweep: dict[str, list[RunSpec]] = {}
         for s in specs:
             by_sweep.setdefault(s.sweep_key, []).append(s)
@@ -234,8 +248,19 @@ class RunPlanner:
                     "description": first.description,
                     "started": datetime.now(UTC).isoformat(),
                 }
+            earlier: list[tuple[str, int | None]] = []
             for s in sorted(members, key=lambda m: m.index):
-                batches.setdefault(id(s.workflow), []).append((s, parent_rid))
+                if s.nodeid in reused:
+                    rid, metrics = reused[s.nodeid]
+                    run = PlannedRun(s.nodeid, rid, self._child_description(s), s.params, s.sweep_key, reused=metrics)
+                    if parent_rid is not None:
+                        run.parent_rid, run.sequence = parent_rid, s.index
+                        earlier.append((rid, s.index))
+                    self.runs[s.nodeid] = run
+                else:
+                    batches.setdefault(id(s.workflow), []).append((s, parent_rid))
+            if parent_rid is not None:
+                link_children(self.ml, parent_rid, earlier)
         for batch in batches.values():
             runs = []
             for s, _ in batch:
@@ -276,14 +301,14 @@ class RunPlanner:
     def _record_file(self) -> Path | None:
         """The plan's record in the working directory, for a recovery after a crash."""
         if self._record_name is None:
-            first = next(iter(self.runs.values()), None)
-            if first is None or first.execution_rid == DRY_RUN_RID:
+            first = next(iter(self._new_rids()), None)
+            if first is None or first == DRY_RUN_RID:
                 return None
-            self._record_name = first.execution_rid
+            self._record_name = first
         return record_dir(self.ml.working_dir) / f"{self._record_name}.json"
 
     def _save_record(self, rids: list[str] | None = None) -> None:
-        rids = rids if rids is not None else [r.execution_rid for r in self.runs.values()]
+        rids = rids if rids is not None else self._new_rids()
         if not rids or rids[0] == DRY_RUN_RID:
             return
         target = record_dir(self.ml.working_dir) / f"{self._record_name or rids[0]}.json"
@@ -328,7 +353,7 @@ class RunPlanner:
 
     def _close_never_run(self) -> None:
         """Planned runs still Pending when the session ends never ran (Ctrl-C, -x, --maxfail)."""
-        rids = [r.execution_rid for r in self.runs.values() if r.execution_rid != DRY_RUN_RID]
+        rids = [rid for rid in self._new_rids() if rid != DRY_RUN_RID]
         abort_never_run(self.ml, rids, "Not run: the session ended before it ran (interrupted or stopped early).")
         if (target := self._record_file) is not None:
             target.unlink(missing_ok=True)
