@@ -94,6 +94,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "same checksum), parameters and input versions; show that run's RID and metrics instead.",
     )
     group.addoption(
+        "--deriva-reproduce",
+        default=None,
+        metavar="RID",
+        help="Run only the experiment run that recorded execution RID, with its parameters, as a new execution "
+        "naming it (what `pytest-deriva reproduce RID` runs, in a worktree at the recorded commit).",
+    )
+    group.addoption(
         "--deriva-credential",
         default=None,
         metavar="FILE",

@@ -39,7 +39,10 @@ from pytest_deriva.sweep import Resumed, RunSpec, hydra_files
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["ResumePlan", "find_completed", "indexed_parameters", "plan_resume"]
+__all__ = ["REPRODUCES", "ResumePlan", "find_completed", "find_reproduced", "indexed_parameters", "plan_resume"]
+
+REPRODUCES = "Reproduces {rid}: {description}"  # the description of a reproduction (pytest-deriva reproduce)
+_REPRODUCES = re.compile(r"^Reproduces \S+: ")
 
 LAST = "last"
 
@@ -203,3 +206,30 @@ def find_completed(ml: DerivaML, specs: Iterable[RunSpec]) -> dict[str, tuple[st
                 break
     metrics = read_metrics(ml, found.values())
     return {nodeid: (rid, dict(metrics[rid])) for nodeid, rid in found.items()}
+
+
+def find_reproduced(ml: DerivaML, rid: str, specs: Iterable[RunSpec]) -> RunSpec:
+    """The collected run that is the experiment execution ``rid`` ran: the same workflow file,
+    description (its sweep's, for a sweep child) and parameters.
+
+    Raises:
+        DerivaMLInputError: none of ``specs`` is.
+    """
+    record = ml.lookup_execution(rid)
+    recorded = record.workflow
+    parent = record.parent
+    description = (ml.lookup_execution(parent).description if parent else record.description) or ""
+    description = _REPRODUCES.sub("", description)
+    params = read_parameters(ml, [rid])[rid]
+    now = None
+    for spec in specs:
+        if recorded is not None and spec.workflow.name == recorded.name and spec.description == description:
+            now = spec.params
+            if same_parameters(params, spec.params):
+                return spec
+    raise DerivaMLInputError(
+        f"--deriva-reproduce {rid}: no collected experiment is the one it ran ({description!r} with "
+        f"{_shown(params)}"
+        + (f"; the experiment with that description takes {_shown(now)}" if now is not None else "")
+        + ")."
+    )

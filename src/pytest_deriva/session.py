@@ -458,8 +458,37 @@ class DerivaSession:
         if ordinary:
             config.hook.pytest_deselected(items=ordinary)
             items[:] = [i for i in items if EXPERIMENT_KEY in i.stash]
-        if self.resume_target is not None and not (self._session is not None and self._session.testsfailed):
+        if self._session is not None and self._session.testsfailed:
+            return
+        if self.resume_target is not None:
             self._select_resumed(config, items)
+        if config.getoption("deriva_reproduce"):
+            self._select_reproduced(config, items)
+
+    def _select_reproduced(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep only the run that recorded --deriva-reproduce RID, recorded as a new single run naming it."""
+        import dataclasses
+
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.resume import REPRODUCES, find_reproduced
+
+        rid = str(config.getoption("deriva_reproduce"))
+        try:
+            spec = find_reproduced(self.ml, rid, [i.stash[EXPERIMENT_KEY].spec for i in items])
+        except DerivaMLException as e:
+            self._refused = True
+            raise pytest.UsageError(str(e)) from e
+        [item] = [i for i in items if i.nodeid == spec.nodeid]
+        item.stash[EXPERIMENT_KEY].spec = dataclasses.replace(
+            spec,
+            description=REPRODUCES.format(rid=rid, description=spec.description),
+            parametrized=False,
+            sweep_key=spec.nodeid,
+        )
+        others = [i for i in items if i is not item]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item]
 
     def _select_resumed(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Keep only the runs that finish the sweep named by --deriva-resume (found once per session:

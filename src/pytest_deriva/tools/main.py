@@ -8,6 +8,9 @@
     pytest-deriva show RID                                everything about one run
     pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
                                                           parameters x metrics x status x duration
+    pytest-deriva reproduce RID                           run it again from its recorded commit (in a
+                                                          temporary git worktree); metric and
+                                                          environment differences
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -69,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     order = compare.add_mutually_exclusive_group()
     order.add_argument("--desc", dest="descending", action="store_true", default=True, help="highest first (default)")
     order.add_argument("--asc", dest="descending", action="store_false", help="lowest first (e.g. a loss)")
+    again = commands.add_parser(
+        "reproduce", help="run a recorded experiment again from its recorded commit and compare the two runs"
+    )
+    again.add_argument("rid", metavar="RID")
+    again.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
+    again.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
     for p in (runs, show, compare):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -117,10 +126,14 @@ def _init(location: str, credential: str | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("runs", "show", "compare"):
+    if args.command in ("runs", "show", "compare", "reproduce"):
         from pytest_deriva.tools.runs import UsageProblem
 
         try:
+            if args.command == "reproduce":
+                from pytest_deriva.tools.reproduce import run
+
+                return run(args.rid, args.catalog, args.credential)
             print(_look(args))
         except UsageProblem as e:
             print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
