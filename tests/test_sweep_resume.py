@@ -144,6 +144,11 @@ def test_resume_under_xdist(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     with catalog(root / ".deriva") as ml:
         check_resumed(ml, parent)
+        child = attempts_by_sequence(ml, parent)[0][0][0]
+    # Refused in the workers (they collect): the controller says why, with pytest's usage-error status.
+    result = pytester.runpytest_subprocess("--deriva-run", "-n", "2", "--deriva-resume", child)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"ERROR: --deriva-resume {child}: execution {child} * is not a sweep*"])
 
 
 def test_resume_on_a_server(pytester: pytest.Pytester, server_login, server_catalog_url) -> None:

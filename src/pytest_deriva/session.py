@@ -516,8 +516,16 @@ class DerivaSession:
                     doc = {"runs": {k: asdict(v) for k, v in found.runs.items()}, "message": found.message}
                     saved.write_text(json.dumps(doc))
         except DerivaMLException as e:
+            if not self.is_worker:
+                self._refused = True
+                raise pytest.UsageError(str(e)) from e
+            doc = {"error": str(e)}  # a worker's usage error would be an xdist crash: the controller says it
+            saved.write_text(json.dumps(doc))
+        if "error" in doc:
             self._refused = True
-            raise pytest.UsageError(str(e)) from e
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
         self._resumed = {k: Resumed(**v) for k, v in doc["runs"].items()}
         others = [i for i in items if i.nodeid not in self._resumed]
         if others:
@@ -712,7 +720,19 @@ class DerivaSession:
 
     @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down an interrupted experiment
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or self.dry_run or self.config.option.collectonly:
+        if self.is_worker:
+            return
+        resumed = self.plan_dir / "resume.json"
+        if self.resume_target is not None and resumed.exists():
+            import json
+
+            refused = json.loads(resumed.read_text()).get("error")
+            if refused:
+                # Refused in the xdist workers, which collect: said here, with pytest's usage-error status.
+                self.config.get_terminal_writer().line(f"ERROR: {refused}", red=True)
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+                return
+        if self.dry_run or self.config.option.collectonly:
             return
         if not (self.plan_dir / "plan.json").exists():
             return
