@@ -88,7 +88,9 @@ def plan_resume(ml: DerivaML, target: str, specs: Iterable[RunSpec], allow_chang
     if parent_rid is None:
         raise DerivaMLInputError(f"{what}: this catalog ({ml.catalog.uri}) has no sweep to resume.")
     parent = ml.lookup_execution(parent_rid)
-    by_sequence = {seq: tries for seq, tries in attempts(ml, parent_rid).items() if seq is not None and seq >= 0}
+    by_sequence = {
+        seq: tries for seq, tries in attempts(ml, parent_rid, parent).items() if seq is not None and seq >= 0
+    }
     if not by_sequence:
         raise DerivaMLInputError(
             f"{what}: execution {parent_rid} ({parent.description!r}) is not a sweep: it has no children in "

@@ -104,9 +104,12 @@ def link_children(ml: DerivaML, parent_rid: str, children: Sequence[tuple[str, i
         ml.catalog.insert(ml.ml_schema, "Execution_Execution", rows, on_conflict_skip=True)
 
 
-def attempts(ml: DerivaML, parent_rid: str) -> dict[int | None, list[ExecutionRecord]]:
+def attempts(
+    ml: DerivaML, parent_rid: str, parent: ExecutionRecord | None = None
+) -> dict[int | None, list[ExecutionRecord]]:
     """A sweep's children by ``Sequence``, each list oldest attempt first (a resume adds attempts)."""
-    children = {c.execution_rid: c for c in ml.lookup_execution(parent_rid).list_nested_executions()}
+    parent = parent or ml.lookup_execution(parent_rid)
+    children = {c.execution_rid: c for c in parent.list_nested_executions()}
     links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
     out: dict[int | None, list[ExecutionRecord]] = {}
     for link in sorted(links, key=lambda r: rid_order(r["Nested_Execution"])):
@@ -133,7 +136,7 @@ def close_sweep(
     execution (a job that failed before it recorded one, one that never ran). ``final``: the sweep
     is over, so its parent needs no recovery."""
     record = ml.lookup_execution(parent_rid)
-    by_sequence = attempts(ml, parent_rid)
+    by_sequence = attempts(ml, parent_rid, record)
     latest = [(seq, tries[-1], len(tries)) for seq, tries in by_sequence.items()]
     status, detail = summarize_children([*(c.status for _, c, _ in latest), *also])
     extra = {"Duration": format_duration((datetime.now(UTC) - started).total_seconds())} if started else {}
