@@ -71,7 +71,81 @@ def test_command_line_sweep_errors_are_usage_errors(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--deriva-sweep*"])
     result = pytester.runpytest_subprocess("--deriva-run", "experiment_model.py", "--deriva-sweep", "foo=1,2")
-    result.stdout.fnmatch_lines(["*--deriva-sweep sets 'foo'*"])
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--deriva-sweep sets 'foo', which no collected experiment takes*"])
+    assert not (pytester.path / ".deriva" / "work" / "execution").exists()
+
+
+MIXED = textwrap.dedent(
+    """
+    import pytest
+
+    def experiment_takes_lr(lr=0.1, ml_instance=None, execution=None):
+        return {"score": lr}
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def experiment_product(lr, seed, execution):
+        \"\"\"Product\"\"\"
+        return {"score": lr * seed}
+
+    def experiment_plain(execution):
+        \"\"\"Plain\"\"\"
+        return {"score": 1.0}
+    """
+)
+
+BOTH = textwrap.dedent(
+    """
+    import pytest
+
+    @pytest.mark.parametrize("lr", [1, 2])
+    def experiment_both(lr, execution):
+        pass
+    """
+)
+
+
+def test_command_line_sweep_applies_to_the_experiments_that_take_its_parameters(pytester):
+    root = make_project(pytester, {"experiment_mixed.py": MIXED})
+    result = pytester.runpytest_subprocess(
+        "--deriva-run", "-p", "no:randomly", "experiment_mixed.py", "--deriva-sweep", "lr=0.5,0.25", "epochs=1,2"
+    )
+    # lr only (epochs is taken by none of them... but by no experiment at all is an error, see below)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--deriva-sweep sets 'epochs', which no collected experiment takes*"])
+
+    result = pytester.runpytest_subprocess(
+        "--deriva-run", "-p", "no:randomly", "experiment_mixed.py", "--deriva-sweep", "lr=0.5,0.25"
+    )
+    # takes_lr: 2 runs; product: 2 lr x 2 seeds; plain: left as it is, one run.
+    result.assert_outcomes(passed=7)
+    with catalog(root / ".deriva") as ml:
+        runs = ml.find_executions()
+        by_desc: dict[str, list] = {}
+        for r in runs:
+            by_desc.setdefault(r.description.split("] ")[-1], []).append(r)
+        [plain] = by_desc["Plain"]
+        assert not plain.is_nested()
+        tree = parents_and_children(ml)
+        assert sorted(len(links) for links in tree.values()) == [2, 4]
+        [product] = [p for p in tree if ml.lookup_execution(p).description == "Product"]
+        params = sorted(
+            (
+                ml.lookup_execution(link["Nested_Execution"]).parameters["lr"],
+                ml.lookup_execution(link["Nested_Execution"]).parameters["seed"],
+            )
+            for link in tree[product]
+        )
+        assert params == [(0.25, 1), (0.25, 2), (0.5, 1), (0.5, 2)]
+
+
+def test_a_parameter_given_by_parametrize_and_the_command_line_sweep_is_an_error_naming_the_experiment(pytester):
+    make_project(pytester, {"experiment_both.py": BOTH})
+    result = pytester.runpytest_subprocess("--deriva-run", "experiment_both.py", "--deriva-sweep", "lr=3,4")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(
+        ["*experiment_both.py::experiment_both: 'lr' is both parametrized and given by --deriva-sweep; use one*"]
+    )
     assert not (pytester.path / ".deriva" / "work" / "execution").exists()
 
 

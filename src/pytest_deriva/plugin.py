@@ -69,8 +69,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="extend",
         default=[],
         metavar="OVERRIDE",
-        help="Sweep every experiment over these values, in Hydra's override grammar "
-        "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'). Put paths before it.",
+        help="Sweep the experiments that take these parameters over these values, in Hydra's override grammar "
+        "(e.g. --deriva-sweep 'lr=0.1,0.01' 'epochs=5,10' or '+multirun=<name>'); others run as they are. "
+        "Put paths before it.",
+    )
+    group.addoption(
+        "--deriva-resume",
+        nargs="?",
+        const="last",
+        default=None,
+        metavar="PARENT_RID|last",
+        help="Run again only the children of a recorded sweep that did not complete (default: the last "
+        "sweep), in the same parent. Put paths before it.",
+    )
+    group.addoption(
+        "--deriva-allow-changed",
+        action="store_true",
+        default=False,
+        help="With --deriva-resume: resume a sweep although its experiment file changed since it ran.",
+    )
+    group.addoption(
+        "--deriva-skip-completed",
+        action="store_true",
+        default=False,
+        help="Do not run an experiment again that this catalog completed with the same code (its file at the "
+        "same checksum), parameters and input versions; show that run's RID and metrics instead.",
+    )
+    group.addoption(
+        "--deriva-reproduce",
+        default=None,
+        metavar="RID",
+        help="Run only the experiment run that recorded execution RID, with its parameters, as a new execution "
+        "naming it (what `pytest-deriva reproduce RID` runs, in a worktree at the recorded commit).",
     )
     group.addoption(
         "--deriva-credential",

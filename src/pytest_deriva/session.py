@@ -152,6 +152,10 @@ class DerivaSession:
         self._planner: RunPlanner | None = None
         self._workflows: dict[tuple[Path, tuple[str, ...]], Any] = {}
         self._sweep: list[dict[str, Any]] | None = None
+        self._sweep_taken: set[str] = set()  # the --deriva-sweep names some collected experiment takes
+        self.resume_target = self._resume_target()
+        self._resumed: dict[str, Any] = {}  # node id -> Resumed, with --deriva-resume
+        self._refused = False  # collection was refused: nothing may be planned
         self._session: pytest.Session | None = None
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
@@ -162,6 +166,23 @@ class DerivaSession:
             from pytest_deriva.sweep import new_plan_dir
 
             self.plan_dir = new_plan_dir()
+
+    def _resume_target(self) -> str | None:
+        target = self.config.getoption("deriva_resume", None)
+        if target is None:
+            return None
+        from pytest_deriva._rid import validate_rid
+        from pytest_deriva.exceptions import DerivaMLException
+
+        if target != "last":
+            try:
+                validate_rid(str(target))
+            except DerivaMLException as e:
+                raise pytest.UsageError(
+                    f"--deriva-resume {target!r} is neither a sweep's parent RID nor 'last' ({e}); "
+                    "put paths before --deriva-resume, or write --deriva-resume=last."
+                ) from e
+        return str(target)
 
     @property
     def ml(self) -> DerivaML:
@@ -320,16 +341,11 @@ class DerivaSession:
         return self._sweep
 
     def _swept_names(self, collector: pytest.Collector, name: str, takes: set[str], parametrized: set[str]) -> set[str]:
+        """The --deriva-sweep parameters this experiment takes (it is swept over those only)."""
         if not self.sweep:
             return set()
-        names = set(self.sweep[0])
-        missing = sorted(names - takes)
-        if missing:
-            pytest.fail(
-                f"{collector.nodeid}::{name}: --deriva-sweep sets {', '.join(map(repr, missing))}, which it does not "
-                f"take (its parameters: {', '.join(sorted(takes - set(FIXTURE_NAMES)))}); select experiments with -k.",
-                pytrace=False,
-            )
+        names = set(self.sweep[0]) & takes
+        self._sweep_taken |= names
         twice = sorted(names & parametrized)
         if twice:
             pytest.fail(
@@ -350,8 +366,13 @@ class DerivaSession:
             return
         from pytest_deriva._secrets import REDACTED, is_secret
 
-        names = list(self.sweep[0])
-        values = [tuple(combo[n] for n in names) for combo in self.sweep]
+        # Only the swept parameters this experiment takes (an experiment taking none is left as it
+        # is); with its own parametrize marks this makes the product.
+        takes = inspect.signature(metafunc.function).parameters
+        names = [n for n in self.sweep[0] if n in takes]
+        if not names:
+            return
+        values = list(dict.fromkeys(tuple(combo[n] for n in names) for combo in self.sweep))
         shown = [[REDACTED if is_secret(n) else str(v) for n, v in zip(names, row, strict=True)] for row in values]
         ids = ["-".join(row) for row in shown]
         metafunc.parametrize(names, values, ids=ids)
@@ -437,19 +458,114 @@ class DerivaSession:
         if ordinary:
             config.hook.pytest_deselected(items=ordinary)
             items[:] = [i for i in items if EXPERIMENT_KEY in i.stash]
+        if self._session is not None and self._session.testsfailed:
+            return
+        if self.resume_target is not None:
+            self._select_resumed(config, items)
+        if config.getoption("deriva_reproduce"):
+            self._select_reproduced(config, items)
+
+    def _select_reproduced(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep only the run that recorded --deriva-reproduce RID, recorded as a new single run naming it."""
+        import dataclasses
+
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.resume import REPRODUCES, find_reproduced
+
+        rid = str(config.getoption("deriva_reproduce"))
+        try:
+            spec = find_reproduced(self.ml, rid, [i.stash[EXPERIMENT_KEY].spec for i in items])
+        except DerivaMLException as e:
+            self._refused = True
+            raise pytest.UsageError(str(e)) from e
+        [item] = [i for i in items if i.nodeid == spec.nodeid]
+        item.stash[EXPERIMENT_KEY].spec = dataclasses.replace(
+            spec,
+            description=REPRODUCES.format(rid=rid, description=spec.description),
+            parametrized=False,
+            sweep_key=spec.nodeid,
+        )
+        others = [i for i in items if i is not item]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item]
+
+    def _select_resumed(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Keep only the runs that finish the sweep named by --deriva-resume (found once per session:
+        the first process under xdist, the others read what it found)."""
+        import json
+        from dataclasses import asdict
+
+        from pytest_deriva._locks import file_lock
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.resume import plan_resume
+        from pytest_deriva.sweep import Resumed
+
+        saved = self.plan_dir / "resume.json"
+        try:
+            with file_lock(self.plan_dir / "resume.lock"):
+                if saved.exists():
+                    doc = json.loads(saved.read_text())
+                else:
+                    found = plan_resume(
+                        self.ml,
+                        str(self.resume_target),
+                        [i.stash[EXPERIMENT_KEY].spec for i in items],
+                        allow_changed=bool(config.getoption("deriva_allow_changed")),
+                    )
+                    doc = {"runs": {k: asdict(v) for k, v in found.runs.items()}, "message": found.message}
+                    saved.write_text(json.dumps(doc))
+        except DerivaMLException as e:
+            if not self.is_worker:
+                self._refused = True
+                raise pytest.UsageError(str(e)) from e
+            doc = {"error": str(e)}  # a worker's usage error would be an xdist crash: the controller says it
+            saved.write_text(json.dumps(doc))
+        if "error" in doc:
+            self._refused = True
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
+        self._resumed = {k: Resumed(**v) for k, v in doc["runs"].items()}
+        others = [i for i in items if i.nodeid not in self._resumed]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [i for i in items if i.nodeid in self._resumed]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not self.is_worker:
+            reporter.write_line(f"deriva: resuming {doc['message']}")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         experiments = [i for i in session.items if EXPERIMENT_KEY in i.stash]
-        if not experiments or self._writes_nothing(session):
+        untaken = sorted(set(self.sweep[0]) - self._sweep_taken) if self.sweep else []
+        if untaken and not session.testsfailed:  # a collection error may be why: that one is shown
+            raise pytest.UsageError(
+                f"--deriva-sweep sets {', '.join(map(repr, untaken))}, which no collected experiment takes; "
+                "check the name, or name the files of the experiments that take it."
+            )
+        if not experiments or self._refused or self._writes_nothing(session):
             return
         from pytest_deriva.exceptions import DerivaMLException
 
+        completed = None
+        if self.config.getoption("deriva_skip_completed") and self.resume_target is None:
+            from pytest_deriva.resume import find_completed
+
+            def completed(specs: list[RunSpec]) -> Mapping[str, tuple[str, dict[str, Any]]]:
+                return find_completed(self.ml, specs)
+
         try:
-            planned = self.planner.plan(i.stash[EXPERIMENT_KEY].spec for i in experiments)
+            planned = self.planner.plan(
+                (i.stash[EXPERIMENT_KEY].spec for i in experiments), resume=self._resumed, completed=completed
+            )
         except DerivaMLException as e:
             raise pytest.UsageError(f"pytest-deriva could not record the run plan: {e}") from e
         for item in experiments:
-            item.stash[EXPERIMENT_KEY].run = planned[item.nodeid]
+            run = item.stash[EXPERIMENT_KEY].run = planned[item.nodeid]
+            if run.reused is not None:
+                shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.reused.items())
+                reason = f"completed before as {run.execution_rid} ({shown or 'no metrics'})"
+                item.add_marker(pytest.mark.skip(reason=reason))
 
     # -- running ------------------------------------------------------------------------------
     def start(self, item: pytest.Item, experiment: _Experiment) -> Execution:
@@ -491,6 +607,9 @@ class DerivaSession:
             else (Status.failed, f"Error in setup: {_crash_message(report)}")
         )
         rid = experiment.run.execution_rid if experiment.run else None
+        if experiment.run is not None and experiment.run.reused is not None:  # done before: that run is shown
+            self._property(item, experiment, rid, "Completed (earlier run)", experiment.run.reused, 0)
+            return
         if rid and not self.dry_run:
             from pytest_deriva._secrets import redact_text, secret_values
 
@@ -509,7 +628,10 @@ class DerivaSession:
         if call is None and setup is not None and setup.failed:
             return Outcome.failed(redact_text(f"Error in setup: {_crash_message(setup)}", secrets), metrics=metrics)
         if call is None:
-            return Outcome.aborted("Interrupted before the experiment finished.", metrics=metrics)
+            # Its registered files upload all the same: what it wrote is kept, marked partial here.
+            return Outcome.aborted(
+                "Interrupted before the experiment finished; its output files are partial.", metrics=metrics
+            )
         if call.passed:
             return Outcome.completed(metrics)
         if call.skipped:
@@ -603,7 +725,19 @@ class DerivaSession:
 
     @pytest.hookimpl(trylast=True)  # after pytest's own, which tears down an interrupted experiment
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or self.dry_run or self.config.option.collectonly:
+        if self.is_worker:
+            return
+        resumed = self.plan_dir / "resume.json"
+        if self.resume_target is not None and resumed.exists():
+            import json
+
+            refused = json.loads(resumed.read_text()).get("error")
+            if refused:
+                # Refused in the xdist workers, which collect: said here, with pytest's usage-error status.
+                self.config.get_terminal_writer().line(f"ERROR: {refused}", red=True)
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+                return
+        if self.dry_run or self.config.option.collectonly:
             return
         if not (self.plan_dir / "plan.json").exists():
             return

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +45,16 @@ from pytest_deriva.execution.workflow import Workflow
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
 
-__all__ = ["PlannedRun", "RunPlanner", "RunSpec", "SweepResult", "hydra_files", "new_plan_dir", "overrides_of"]
+__all__ = [
+    "PlannedRun",
+    "Resumed",
+    "RunPlanner",
+    "RunSpec",
+    "SweepResult",
+    "hydra_files",
+    "new_plan_dir",
+    "overrides_of",
+]
 
 
 @dataclass
@@ -74,6 +83,24 @@ class PlannedRun:
     sweep_key: str
     parent_rid: str | None = None
     sequence: int | None = None
+    reused: dict[str, Any] | None = None  # done before (--deriva-skip-completed): that run's metrics
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run that takes up a recorded sweep's child again (``--deriva-resume``): its new child
+    goes under the same parent with the same ``Sequence``; the earlier attempt stays on record."""
+
+    parent_rid: str
+    sequence: int
+    attempt: int  # this one's number: 2 for the first resume of a child
+    earlier_rid: str  # the attempt before it
+    started: str  # when the sweep started (ISO), for its Duration
+
+    def describe(self, description: str) -> str:
+        # catalog-model.md's "[Job N] <description>", the attempt after it, so tools that read
+        # the job number still do.
+        return f"[Job {self.sequence}] {description} (attempt {self.attempt}; earlier: {self.earlier_rid})"
 
 
 def _yaml_value(value: Any) -> Any:
@@ -129,15 +156,27 @@ class RunPlanner:
         self.runs: dict[str, PlannedRun] = {}
         self.sweeps: dict[str, dict[str, Any]] = {}
         self._specs: dict[str, RunSpec] = {}
+        self._resume: Mapping[str, Resumed] = {}
 
     @property
     def plan_file(self) -> Path:
         return self.plan_dir / "plan.json"
 
     # -- planning ----------------------------------------------------------------------------
-    def plan(self, specs: Iterable[RunSpec]) -> dict[str, PlannedRun]:
-        """Record the plan for ``specs`` (or read the one another process recorded)."""
+    def plan(
+        self,
+        specs: Iterable[RunSpec],
+        resume: Mapping[str, Resumed] | None = None,
+        completed: Callable[[list[RunSpec]], Mapping[str, tuple[str, dict[str, Any]]]] | None = None,
+    ) -> dict[str, PlannedRun]:
+        """Record the plan for ``specs`` (or read the one another process recorded).
+
+        ``resume``: runs (by node id) that take up a recorded sweep's children again.
+        ``completed``: finds the runs done before (node id -> (RID, metrics)); those are not run
+        again, and in a sweep the earlier run is nested under the new parent at its ``Sequence``.
+        """
         specs = list(specs)
+        self._resume = resume or {}
         self._specs = {s.nodeid: s for s in specs}
         dry = [s for s in specs if self.dry_run or s.dry_run]
         real = [s for s in specs if not (self.dry_run or s.dry_run)]
@@ -146,7 +185,7 @@ class RunPlanner:
                 if self.plan_file.exists():
                     self._load()
                 else:
-                    self._record(real)
+                    self._record(real, dict(completed(real)) if completed is not None else {})
                     self._save()
                     self._save_record()
         for s in dry:
@@ -158,15 +197,17 @@ class RunPlanner:
     def _child_description(self, spec: RunSpec) -> str:
         if not spec.parametrized:
             return spec.description
+        if spec.nodeid in self._resume:
+            return self._resume[spec.nodeid].describe(spec.description)
         # Exactly "[Job N] <description>" (catalog-model.md): the parameters are in config.yaml.
         return f"[Job {spec.index}] {spec.description}"
 
-    def _record(self, specs: list[RunSpec]) -> None:
+    def _record(self, specs: list[RunSpec], reused: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
         try:
-            self._record_all(specs)
+            self._record_all(specs, reused)
         except BaseException:
             # Leave no plan half made: what was already recorded says it never ran.
-            rids = [r.execution_rid for r in self.runs.values()] + [s["parent_rid"] for s in self.sweeps.values()]
+            rids = self._new_rids() + [s["parent_rid"] for s in self.sweeps.values()]
             for rid in rids:
                 # Best effort: the error being raised is the one to report.
                 with contextlib.suppress(Exception):
@@ -174,7 +215,11 @@ class RunPlanner:
             self.runs, self.sweeps = {}, {}
             raise
 
-    def _record_all(self, specs: list[RunSpec]) -> None:
+    def _new_rids(self) -> list[str]:
+        """The runs this plan records (not those done before, which it only refers to)."""
+        return [r.execution_rid for r in self.runs.values() if r.reused is None]
+
+    def _record_all(self, specs: list[RunSpec], reused: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
         by_sweep: dict[str, list[RunSpec]] = {}
         for s in specs:
             by_sweep.setdefault(s.sweep_key, []).append(s)
@@ -186,7 +231,18 @@ class RunPlanner:
         for key, members in by_sweep.items():
             first = members[0]
             parent_rid: str | None = None
-            if first.parametrized:
+            resumed = self._resume.get(first.nodeid)
+            if resumed is not None:
+                parent_rid = resumed.parent_rid
+                self.ml.lookup_execution(parent_rid).update_status(
+                    Status.running, f"Resumed: {len(members)} children run again."
+                )
+                self.sweeps[key] = {
+                    "parent_rid": parent_rid,
+                    "description": first.description,
+                    "started": resumed.started,
+                }
+            elif first.parametrized:
                 config = first.configuration.model_copy(update={"description": first.description})
                 parent_rid = start_parent(self.ml, first.workflow, config).execution_rid
                 self.sweeps[key] = {
@@ -194,8 +250,19 @@ class RunPlanner:
                     "description": first.description,
                     "started": datetime.now(UTC).isoformat(),
                 }
+            earlier: list[tuple[str, int | None]] = []
             for s in sorted(members, key=lambda m: m.index):
-                batches.setdefault(id(s.workflow), []).append((s, parent_rid))
+                if s.nodeid in reused:
+                    rid, metrics = reused[s.nodeid]
+                    run = PlannedRun(s.nodeid, rid, self._child_description(s), s.params, s.sweep_key, reused=metrics)
+                    if parent_rid is not None:
+                        run.parent_rid, run.sequence = parent_rid, s.index
+                        earlier.append((rid, s.index))
+                    self.runs[s.nodeid] = run
+                else:
+                    batches.setdefault(id(s.workflow), []).append((s, parent_rid))
+            if parent_rid is not None:
+                link_children(self.ml, parent_rid, earlier)
         for batch in batches.values():
             runs = []
             for s, _ in batch:
@@ -236,14 +303,14 @@ class RunPlanner:
     def _record_file(self) -> Path | None:
         """The plan's record in the working directory, for a recovery after a crash."""
         if self._record_name is None:
-            first = next(iter(self.runs.values()), None)
-            if first is None or first.execution_rid == DRY_RUN_RID:
+            first = next(iter(self._new_rids()), None)
+            if first is None or first == DRY_RUN_RID:
                 return None
-            self._record_name = first.execution_rid
+            self._record_name = first
         return record_dir(self.ml.working_dir) / f"{self._record_name}.json"
 
     def _save_record(self, rids: list[str] | None = None) -> None:
-        rids = rids if rids is not None else [r.execution_rid for r in self.runs.values()]
+        rids = rids if rids is not None else self._new_rids()
         if not rids or rids[0] == DRY_RUN_RID:
             return
         target = record_dir(self.ml.working_dir) / f"{self._record_name or rids[0]}.json"
@@ -288,7 +355,7 @@ class RunPlanner:
 
     def _close_never_run(self) -> None:
         """Planned runs still Pending when the session ends never ran (Ctrl-C, -x, --maxfail)."""
-        rids = [r.execution_rid for r in self.runs.values() if r.execution_rid != DRY_RUN_RID]
+        rids = [rid for rid in self._new_rids() if rid != DRY_RUN_RID]
         abort_never_run(self.ml, rids, "Not run: the session ended before it ran (interrupted or stopped early).")
         if (target := self._record_file) is not None:
             target.unlink(missing_ok=True)

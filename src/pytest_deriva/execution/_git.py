@@ -137,6 +137,24 @@ class GitFileInfo:
             )
         return new.stdout
 
+    def diff_since(self, commit: str) -> str:
+        """This file now (as in the working tree) against ``commit``, as a unified diff ('' when
+        the same).
+
+        Raises:
+            DerivaMLWorkflowError: If the repository does not have ``commit``.
+        """
+        done = _run(
+            _git_executable(self.path),
+            ["diff", "--no-color", "--no-ext-diff", commit, "--", self.relpath],
+            self.repo_root,
+        )
+        if done.returncode != 0:
+            raise DerivaMLWorkflowError(
+                f"Cannot compare {self.path} with commit {commit}: {done.stderr.strip() or 'git diff failed'}."
+            )
+        return done.stdout
+
 
 def clear_cache() -> None:
     """Forget every cached :class:`GitFileInfo`."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "flatten",
     "json_safe",
+    "metadata_files",
     "metric_rows",
     "parameters_from_files",
     "read_metrics",
@@ -155,7 +156,7 @@ def _indexed(ml: DerivaML, table: str, rids: list[str]) -> list[dict[str, Any]] 
     return sorted(rows, key=lambda r: rid_order(r["RID"]))
 
 
-def _files(ml: DerivaML, rids: list[str], wanted: re.Pattern[str]) -> dict[str, dict[str, bytes]]:
+def metadata_files(ml: DerivaML, rids: list[str], wanted: re.Pattern[str]) -> dict[str, dict[str, bytes]]:
     """The Execution_Metadata files named like ``wanted`` that runs ``rids`` wrote: RID -> name -> bytes."""
     import tempfile
     from pathlib import Path
@@ -192,7 +193,7 @@ def read_parameters(ml: DerivaML, rids: Iterable[str]) -> dict[str, dict[str, An
         out[r["Execution"]][r["Name"]] = r["Value"]
     missing = [rid for rid in wanted if not out[rid]]
     if missing:
-        files = _files(ml, missing, re.compile(f"{_CONFIG.pattern}|{_OVERRIDES.pattern}"))
+        files = metadata_files(ml, missing, re.compile(f"{_CONFIG.pattern}|{_OVERRIDES.pattern}"))
         for rid, by_name in files.items():
             out[rid] = parameters_from_files(by_name)
     return out
@@ -207,7 +208,7 @@ def read_metrics(ml: DerivaML, rids: Iterable[str]) -> dict[str, dict[str, float
         out[r["Execution"]][r["Name"]] = r["Value"] if r["Value"] is not None else r["Text"]
     missing = [rid for rid in wanted if not out[rid]]
     if missing:
-        for rid, by_name in _files(ml, missing, re.compile(r"^metrics\.json$")).items():
+        for rid, by_name in metadata_files(ml, missing, re.compile(r"^metrics\.json$")).items():
             try:
                 metrics = json.loads(next(iter(by_name.values())))
             except ValueError:

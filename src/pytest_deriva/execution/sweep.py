@@ -7,7 +7,12 @@ multiruns, a recovery) starts a sweep's parent, links its children and closes it
 - :func:`link_children` nests children under it (``Execution_Execution``, skip on conflict);
 - :func:`close_sweep` gives the parent its status and one-line summary from its children
   (``3 of 4 completed, 1 failed``) and its ``Duration``;
-- :func:`abort_never_run` ends children that never started ``Aborted`` with the reason.
+- :func:`abort_never_run` ends children that never started ``Aborted`` with the reason;
+- :func:`attempts` and :func:`last_sweep`: what a resume reads.
+
+A resumed sweep (``--deriva-resume``) gets a new child for each ``Sequence`` that did not
+complete, linked to the same parent with the same ``Sequence``; the earlier attempt stays linked
+and on record. A sweep's status and summary count the latest attempt of each ``Sequence``.
 
 Run plans are recorded in :func:`record_dir` until their session closes them, for a recovery.
 """
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_deriva._rid import rid_order
 from pytest_deriva.enums import Status
 from pytest_deriva.execution._lease import release_parent
 from pytest_deriva.execution.configuration import ExecutionConfiguration
@@ -27,12 +33,15 @@ from pytest_deriva.execution.execution import Execution, format_duration
 from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
+    from pytest_deriva.execution.record import ExecutionRecord
     from pytest_deriva.ml import DerivaML
 
 __all__ = [
     "SweepResult",
     "abort_never_run",
+    "attempts",
     "close_sweep",
+    "last_sweep",
     "link_children",
     "record_dir",
     "start_parent",
@@ -95,22 +104,45 @@ def link_children(ml: DerivaML, parent_rid: str, children: Sequence[tuple[str, i
         ml.catalog.insert(ml.ml_schema, "Execution_Execution", rows, on_conflict_skip=True)
 
 
+def attempts(
+    ml: DerivaML, parent_rid: str, parent: ExecutionRecord | None = None
+) -> dict[int | None, list[ExecutionRecord]]:
+    """A sweep's children by ``Sequence``, each list oldest attempt first (a resume adds attempts)."""
+    parent = parent or ml.lookup_execution(parent_rid)
+    children = {c.execution_rid: c for c in parent.list_nested_executions()}
+    links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
+    out: dict[int | None, list[ExecutionRecord]] = {}
+    for link in sorted(links, key=lambda r: rid_order(r["Nested_Execution"])):
+        child = children.get(link["Nested_Execution"])
+        if child is not None:
+            # A child without a Sequence (nested by hand, parallel) is an attempt of its own.
+            key = link["Sequence"] if link["Sequence"] is not None else -1 - len(out)
+            out.setdefault(key, []).append(child)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] is None or kv[0] < 0, kv[0] or 0)))
+
+
+def last_sweep(ml: DerivaML) -> str | None:
+    """The RID of the sweep parent made last in this catalog, or None."""
+    parents = {r["Execution"] for r in ml.catalog.select(ml.ml_schema, "Execution_Execution", columns=["Execution"])}
+    return max(parents, key=rid_order) if parents else None
+
+
 def close_sweep(
     ml: DerivaML, parent_rid: str, started: datetime | None, also: Iterable[Status] = (), final: bool = True
 ) -> SweepResult:
     """Set a sweep parent's status and summary from its children, and its Duration when known.
 
-    ``also`` counts runs that have no child execution (a job that failed before it recorded one,
-    one that never ran). ``final``: the sweep is over, so its parent needs no recovery."""
+    Each ``Sequence`` counts once, by its latest attempt. ``also`` counts runs that have no child
+    execution (a job that failed before it recorded one, one that never ran). ``final``: the sweep
+    is over, so its parent needs no recovery."""
     record = ml.lookup_execution(parent_rid)
-    children = record.list_nested_executions()
-    status, detail = summarize_children([*(c.status for c in children), *also])
+    by_sequence = attempts(ml, parent_rid, record)
+    latest = [(seq, tries[-1], len(tries)) for seq, tries in by_sequence.items()]
+    status, detail = summarize_children([*(c.status for _, c, _ in latest), *also])
     extra = {"Duration": format_duration((datetime.now(UTC) - started).total_seconds())} if started else {}
     record.update_status(status, detail, **extra)
     if final:
         release_parent(ml.working_dir, parent_rid)
-    links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
-    sequence = {link["Nested_Execution"]: link["Sequence"] for link in links}
     return SweepResult(
         parent_rid,
         record.description or "",
@@ -119,13 +151,14 @@ def close_sweep(
         [
             {
                 "rid": c.execution_rid,
-                "sequence": sequence.get(c.execution_rid),
+                "sequence": seq if seq is None or seq >= 0 else None,
+                "attempt": tries,
                 "status": c.status.value,
                 "detail": c.status_detail,
                 "duration": c.duration,
                 "description": c.description,
             }
-            for c in children
+            for seq, c, tries in latest
         ],
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ from pytest_deriva.execution._git import GitFileInfo, git_file_info, sanitize_re
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML, VocabularyTerm
 
-__all__ = ["Workflow", "workflow_type_names"]
+__all__ = ["Workflow", "code_changes", "recorded_commit", "workflow_type_names"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Frames from these places are never "the workflow" when finding the calling script.
@@ -53,6 +54,31 @@ _SKIP_PARTS = (
     "site-packages",
     "dist-packages",
 )
+
+
+_BLOB = re.compile(r"/blob/([0-9a-fA-F]{7,64}|HEAD)/(.+)$")
+
+
+def recorded_commit(url: str | None) -> tuple[str, str] | None:
+    """``(commit, path in the repository)`` of a workflow URL (``<remote>/blob/<sha>/<path>``)."""
+    found = _BLOB.search(url or "")
+    return (found.group(1), found.group(2)) if found else None
+
+
+def code_changes(recorded: Workflow, current: Workflow) -> str | None:
+    """How ``current``'s file differs from the code ``recorded`` ran: None when it is the same
+    (same checksum), else a unified diff against the recorded commit, or a sentence saying why
+    there is none."""
+    if recorded.checksum and recorded.checksum == current.checksum:
+        return None
+    found = recorded_commit(recorded.url)
+    if found is None or current.source_path is None:
+        return f"(no diff: the recorded code is {recorded.url}, checksum {recorded.checksum}; now {current.checksum})"
+    try:
+        diff = git_file_info(current.source_path).diff_since(found[0])
+    except DerivaMLException as e:
+        return f"(no diff: {e})"
+    return diff or f"(the file is as at commit {found[0]}, but its checksum was {recorded.checksum})"
 
 
 def _truthy(name: str) -> bool:

@@ -9,6 +9,9 @@
     pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
                                                           parameters x metrics x status x duration
     pytest-deriva ui [--port N] [--no-browser]            the same in a browser (local, read-only)
+    pytest-deriva reproduce RID                           run it again from its recorded commit (in a
+                                                          temporary git worktree); metric and
+                                                          environment differences
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -75,7 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, metavar="N", help="port on 127.0.0.1 (default 8765, or a free one if taken; 0: any free)"
     )
     ui.add_argument("--no-browser", dest="browser", action="store_false", help="print the URL, open no browser")
-    for p in (runs, show, compare, ui):
+    again = commands.add_parser(
+        "reproduce", help="run a recorded experiment again from its recorded commit and compare the two runs"
+    )
+    again.add_argument("rid", metavar="RID")
+    for p in (runs, show, compare, ui, again):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
     for p in (runs, show, compare):
@@ -149,10 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "ui":
         return _ui(args)
-    if args.command in ("runs", "show", "compare"):
+    if args.command in ("runs", "show", "compare", "reproduce"):
         from pytest_deriva.tools.runs import UsageProblem
 
         try:
+            if args.command == "reproduce":
+                from pytest_deriva.tools.reproduce import run
+
+                return run(args.rid, args.catalog, args.credential)
             print(_look(args))
         except UsageProblem as e:
             print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
