@@ -8,6 +8,8 @@
     pytest-deriva show RID                                everything about one run
     pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
                                                           parameters x metrics x status x duration
+    pytest-deriva notebook run NOTEBOOK.ipynb [OVERRIDES...] [--multirun] [--kernel K]
+                                                          a notebook as a tracked run (or a sweep)
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -69,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     order = compare.add_mutually_exclusive_group()
     order.add_argument("--desc", dest="descending", action="store_true", default=True, help="highest first (default)")
     order.add_argument("--asc", dest="descending", action="store_false", help="lowest first (e.g. a loss)")
+    notebook = commands.add_parser("notebook", help="run a notebook as a tracked execution")
+    nb_actions = notebook.add_subparsers(dest="action", required=True, metavar="ACTION")
+    from pytest_deriva.tools.notebook import add_arguments
+
+    add_arguments(nb_actions.add_parser("run", help="execute a notebook (or --multirun a sweep of it) and record it"))
     for p in (runs, show, compare):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -116,6 +123,11 @@ def _init(location: str, credential: str | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["notebook", "run"]:  # overrides may come before and after options
+        from pytest_deriva.tools.notebook import main as run_notebook
+
+        return run_notebook(argv[2:], prog="pytest-deriva notebook run")
     args = _parser().parse_args(argv)
     if args.command in ("runs", "show", "compare"):
         from pytest_deriva.tools.runs import UsageProblem
