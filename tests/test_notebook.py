@@ -243,3 +243,53 @@ def test_the_upstream_entry_point_runs_a_notebook(in_project: Path) -> None:
     (record,) = ml.find_executions()
     assert json.loads(json.dumps(record.parameters)) == {"k": "v"}
     ml.catalog.close()
+
+
+# -- experiment notebooks under pytest --deriva-run -----------------------------------------------
+EXPERIMENT_PY = """
+def experiment_plain(execution):
+    execution.asset_file_path("Execution_Asset", "plain.txt").write_text("plain")
+"""
+
+
+def test_experiment_notebooks_are_collected_and_recorded_one_execution_each(
+    pytester: pytest.Pytester, catalog_location: str
+) -> None:
+    root = pytester.path
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "experiment_plain.py").write_text(EXPERIMENT_PY)
+    run_git(root, "init", "-q", "-b", "main")
+    write_notebook(root / "experiment_ok.ipynb", "print('fine')", commit=False)
+    write_notebook(root / "experiment_broken.ipynb", "x = 1", "x / 0", commit=False)
+    write_notebook(root / "notes.ipynb", "raise SystemExit('not an experiment')", commit=False)
+    run_git(root, "add", "-A")
+    run_git(root, "commit", "-q", "-m", "experiments")
+
+    listed = pytester.runpytest("--deriva-run", "--collect-only", "-q", f"--deriva-catalog={root}-collect")
+    assert sorted(line for line in listed.outlines if "::" in line) == [
+        "experiment_broken.ipynb::experiment_broken",
+        "experiment_ok.ipynb::experiment_ok",
+        "experiment_plain.py::experiment_plain",
+    ]
+    result = pytester.runpytest_subprocess("--deriva-run", "-n", "2", f"--deriva-catalog={catalog_location}")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert out.count("deriva: recorded executions") == 1
+    rids = {}
+    for name in ("experiment_ok.ipynb::experiment_ok", "experiment_broken.ipynb::experiment_broken"):
+        (line,) = [line for line in result.outlines if line.endswith(name) or f"  {name}  " in line]
+        rids[name.split(".")[0]] = line.split()[0]
+    assert "Cell 1 failed: ZeroDivisionError: division by zero" in out
+
+    ml = DerivaML(catalog_location, working_dir=root / ".check")
+    ok = ml.lookup_execution(rids["experiment_ok"])
+    assert ok.status.value == "Completed"
+    assert stream(executed(ml, ok.execution_rid, "experiment_ok_output.ipynb").cells[0]) == "fine\n"
+    assert ml.lookup_workflow(ok.workflow_rid).workflow_types == ["Analysis"]
+    broken = ml.lookup_execution(rids["experiment_broken"])
+    assert broken.status.value == "Failed"
+    assert "Cell 1 failed: ZeroDivisionError: division by zero" in (broken.status_detail or "")
+    assert "x / 0" in (broken.status_detail or "")
+    done = executed(ml, broken.execution_rid, "experiment_broken_output.ipynb")
+    assert done.cells[1].outputs[-1].output_type == "error"
+    ml.catalog.close()

@@ -24,7 +24,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ __all__ = [
     "check_kernel",
     "execute_notebook",
     "job_overrides",
+    "notebook_experiment",
     "notebook_workflow",
     "require_notebook_support",
     "run_notebook_file",
@@ -59,7 +60,7 @@ class NotebookCellError(Exception):
     """A cell of an executed notebook raised: which one, and the kernel's traceback."""
 
     def __init__(self, detail: str, traceback: str) -> None:
-        super().__init__(detail)
+        super().__init__(traceback)  # shown by pytest, and the run's Status_Detail there
         self.detail = detail
         self.traceback = traceback
 
@@ -169,6 +170,7 @@ def execute_notebook(
     Raises:
         NotebookCellError: a cell raised, the kernel died or a cell timed out.
     """
+    __tracebackhide__ = True
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -236,6 +238,7 @@ def run_in(
     Raises:
         NotebookCellError: a cell failed (the notebook as far as it ran is registered).
     """
+    __tracebackhide__ = True
     with tempfile.TemporaryDirectory(prefix="pytest-deriva-notebook-") as tmp:
         done = Path(tmp) / path.name
         try:
@@ -248,6 +251,19 @@ def run_in(
                     "Execution_Asset", f"{path.stem}_output.ipynb", asset_types=["Notebook_Output"]
                 )
                 shutil.move(done, output)
+
+
+def notebook_experiment(path: Path, kernel: str | None = None) -> Callable[..., None]:
+    """The notebook as an experiment function for pytest (``experiment_*.ipynb``): it runs the
+    notebook as the ``execution`` pytest-deriva gives it, and fails with the failing cell."""
+
+    def experiment(execution: Execution) -> None:
+        __tracebackhide__ = True
+        run_in(execution, Path(path), (), kernel)
+
+    experiment.__name__ = experiment.__qualname__ = Path(path).stem
+    experiment.__doc__ = f"Notebook {Path(path).name}"
+    return experiment
 
 
 # -- the runner -----------------------------------------------------------------------------------
