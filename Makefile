@@ -1,4 +1,5 @@
-# Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, compares the sweep)
+# Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, compares the sweep,
+#                            then runs a notebook that plots it as a tracked run)
 #               make test   (runs the whole test suite, with the DERIVA server leg where it can start one)
 # Both create .venv and install what they need on first use.
 
@@ -22,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/pytest-deriva runs --limit 5
 	$(BIN)/pytest-deriva compare --sort accuracy $$($(BIN)/pytest-deriva runs --limit 0 --json \
 	  | $(BIN)/python -c "import json, sys; print([r['RID'] for r in json.load(sys.stdin) if r['Kind'].startswith('sweep')][-1])")
+	$(BIN)/pytest-deriva notebook run examples/notebooks/digits_sweep_report.ipynb
 
 # The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can
 # start it (root, with ../shared/deriva-server beside the checkout), and skips otherwise.

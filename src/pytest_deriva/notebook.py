@@ -213,6 +213,8 @@ def _kernel_env(execution: Execution, path: Path, overrides: Sequence[str]) -> d
             {"catalog": str(catalog), "working_dir": str(ml.working_dir), "execution_rid": execution.execution_rid}
         ),
         "DERIVA_ML_NOTEBOOK_PATH": str(path),
+        # DerivaML() and DerivaMLConfig() in the notebook open the runner's catalog.
+        "DERIVA_CATALOG": str(catalog),
     }
     if workflow is not None and workflow.url:
         env["DERIVA_ML_WORKFLOW_URL"] = workflow.url
