@@ -293,3 +293,24 @@ def test_experiment_notebooks_are_collected_and_recorded_one_execution_each(
     done = executed(ml, broken.execution_rid, "experiment_broken_output.ipynb")
     assert done.cells[1].outputs[-1].output_type == "error"
     ml.catalog.close()
+
+
+def test_secret_overrides_reach_the_notebook_but_no_record(
+    in_project: Path, ml: DerivaML, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb = write_notebook(
+        in_project / "secret.ipynb",
+        OVERRIDES_CELL,
+        "raise ValueError(json.loads(os.environ['DERIVA_ML_HYDRA_OVERRIDES'])[0].split('=')[1])",
+    )
+    assert run(str(nb), "api_token=hunter22", "lr=1") == 1
+    out = capsys.readouterr().out
+    assert "api_token=***" in out
+    assert "hunter22" not in out
+    (record,) = ml.find_executions()
+    assert record.parameters == {"api_token": "***", "lr": 1}
+    assert "ValueError: ***" in (record.status_detail or "")  # the kernel saw it; the record does not
+    assert "hunter22" not in (record.status_detail or "")
+    for _, path in outputs_of(ml, record.execution_rid).values():
+        assert b"hunter22" not in path.read_bytes()
+    assert "***" in stream(executed(ml, record.execution_rid, "secret_output.ipynb").cells[0])

@@ -158,14 +158,37 @@ def _failed_cell(nb: Any) -> int | None:
     return None
 
 
+def _redact_outputs(nb: Any, secrets: Sequence[str]) -> None:
+    """Secret values (and ``token=...`` pairs) in what the cells printed become ``***``."""
+    from pytest_deriva._secrets import redact_text
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_text(value, secrets)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            for key in ("text", "traceback", "evalue"):
+                if key in out:
+                    out[key] = clean(out[key])
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/"):
+                    out["data"][mime] = clean(value)
+
+
 def execute_notebook(
     path: Path,
     output: Path,
     env: Mapping[str, str],
     kernel: str | None = None,
     timeout: int | None = None,
+    secrets: Sequence[str] = (),
 ) -> None:
-    """Execute the notebook at ``path`` into ``output`` (also when a cell fails: as far as it ran).
+    """Execute the notebook at ``path`` into ``output`` (also when a cell fails: as far as it ran),
+    the ``secrets`` (values) and secret ``name=value`` pairs in its outputs redacted.
 
     Raises:
         NotebookCellError: a cell raised, the kernel died or a cell timed out.
@@ -196,6 +219,7 @@ def execute_notebook(
             client.owns_km = False  # nothing to shut down (nbclient would wait for it at exit)
             raise DerivaMLConfigurationError(f"Cannot execute {path.name}: {type(e).__name__}: {e}") from e
         finally:
+            _redact_outputs(nb, secrets)
             output.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, output)  # type: ignore[no-untyped-call]
     if error is not None:
@@ -233,6 +257,7 @@ def run_in(
     overrides: Sequence[str] = (),
     kernel: str | None = None,
     timeout: int | None = None,
+    secrets: Sequence[str] = (),
 ) -> None:
     """Execute the notebook as ``execution`` (started, not ended), and register the executed
     notebook as its ``Notebook_Output``; the files the notebook registered are picked up.
@@ -244,7 +269,7 @@ def run_in(
     with tempfile.TemporaryDirectory(prefix="pytest-deriva-notebook-") as tmp:
         done = Path(tmp) / path.name
         try:
-            execute_notebook(path, done, _kernel_env(execution, path, overrides), kernel, timeout)
+            execute_notebook(path, done, _kernel_env(execution, path, overrides), kernel, timeout, secrets)
         finally:
             # Registered once the kernel is gone: what it registered (and uploaded) is read again first.
             execution.refresh_manifest()
@@ -316,7 +341,7 @@ def run_notebook_file(
     Everything is checked (the notebook, the extra, the overrides, the workflow's git state)
     before anything is written. A failed cell does not raise: the run ends ``Failed``.
     """
-    from pytest_deriva._secrets import redact_text, secret_values
+    from pytest_deriva._secrets import redact_overrides, redact_text, secret_values
     from pytest_deriva.execution.configuration import ExecutionConfiguration
     from pytest_deriva.sweep import RunPlanner, RunSpec, new_plan_dir
 
@@ -349,11 +374,12 @@ def run_notebook_file(
             exe = planner.execution_for(spec.nodeid)
             exe.execution_start()
             try:
-                run_in(exe, path, job_overrides(tokens, spec.params), kernel, timeout)
+                secrets = secret_values(spec.params)
+                run_in(exe, path, job_overrides(tokens, spec.params), kernel, timeout, secrets)
                 outcome = Outcome.completed()
             except NotebookCellError as e:
                 # The failing cell and its traceback are the detail; an error may quote a secret.
-                tb = redact_text(e.traceback, secret_values(spec.params))
+                tb = redact_text(e.traceback, secrets)
                 outcome = Outcome.failed(tb, traceback=tb)
             except KeyboardInterrupt:
                 end_run(exe, Outcome.interrupted())
@@ -370,7 +396,7 @@ def run_notebook_file(
                     "detail": outcome.detail.splitlines()[0],
                     "parent": run.parent_rid,
                     "sequence": run.sequence,
-                    "overrides": job_overrides(tokens, spec.params),
+                    "overrides": redact_overrides(job_overrides(tokens, spec.params)),
                 }
             )
     finally:
