@@ -314,3 +314,27 @@ def test_secret_overrides_reach_the_notebook_but_no_record(
     for _, path in outputs_of(ml, record.execution_rid).values():
         assert b"hunter22" not in path.read_bytes()
     assert "***" in stream(executed(ml, record.execution_rid, "secret_output.ipynb").cells[0])
+
+
+def test_a_named_multirun_from_the_notebooks_configs(in_project: Path) -> None:
+    (in_project / "configs").mkdir()
+    (in_project / "configs" / "__init__.py").write_text("")
+    (in_project / "configs" / "multiruns.py").write_text(
+        "from pytest_deriva.config import multirun_config\n\n"
+        "multirun_config('grid', ['C=1,2', 'gamma=0.5'], description='A named grid')\n"
+    )
+    run_git(in_project, "add", "configs")
+    nb = write_notebook(in_project / "named.ipynb", OVERRIDES_CELL)
+    script = str(Path(sys.executable).parent / "deriva-ml-run-notebook")
+    refused = subprocess.run([script, str(nb), "+multirun=grid"], capture_output=True, text=True, check=False)
+    assert refused.returncode == 2
+    assert "is a sweep of 2 job(s); add --multirun" in refused.stderr
+    done = subprocess.run([script, str(nb), "-m", "+multirun=grid"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    ml = DerivaML(in_project / ".deriva", read_only=True, working_dir=in_project / ".w", cache_dir=in_project / ".c")
+    (parent,) = [r for r in ml.find_executions() if r.parent is None]
+    assert parent.description == "A named grid"
+    children = parent.list_nested_executions()
+    assert [c.parameters for c in children] == [{"C": 1, "gamma": 0.5}, {"C": 2, "gamma": 0.5}]
+    assert [c.description for c in children] == ["[Job 0] A named grid", "[Job 1] A named grid"]
+    ml.catalog.close()

@@ -306,21 +306,24 @@ class NotebookRun:
         return any(r["status"] != "Completed" for r in self.runs)
 
 
-def _jobs(overrides: Sequence[str], multirun: bool, search_path: Path) -> list[dict[str, Any]]:
-    from pytest_deriva.config.multirun import count_sweep_jobs, parse_sweep
+def _jobs(overrides: Sequence[str], multirun: bool, search_path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """Each job's parameters, and the description of a named multirun (``+multirun=<name>``)."""
+    from pytest_deriva.config.loading import load_configs
+    from pytest_deriva.config.multirun import expand_multirun, parse_sweep
 
-    package = None
+    named = None
     if any(o.lstrip("+").startswith("multirun=") for o in overrides):
         if str(search_path) not in sys.path:
             sys.path.insert(0, str(search_path))  # the notebook's configs package names the multirun
-        package = "configs"
-    jobs = parse_sweep(list(overrides), config_package=package)
-    if not multirun and (len(jobs) > 1 or package):
+        load_configs("configs")
+        _, spec = expand_multirun(overrides)
+        named = spec.description if spec is not None else None
+    jobs = parse_sweep(list(overrides))
+    if not multirun and (len(jobs) > 1 or named is not None):
         raise DerivaMLConfigurationError(
-            f"{' '.join(overrides)} is a sweep of {count_sweep_jobs(overrides) or len(jobs)} jobs; "
-            "add --multirun to run one child per job."
+            f"{' '.join(overrides)} is a sweep of {len(jobs)} job(s); add --multirun to run one child per job."
         )
-    return jobs
+    return jobs, named or None
 
 
 def run_notebook_file(
@@ -349,7 +352,8 @@ def run_notebook_file(
     require_notebook_support()
     check_kernel(kernel)
     tokens = list(overrides)
-    jobs = _jobs(tokens, multirun, path.parent)
+    jobs, named = _jobs(tokens, multirun, path.parent)
+    description = description or named
     workflow = notebook_workflow(ml, path, workflow_type, allow_dirty)
     config = configuration or ExecutionConfiguration(description=description or f"Notebook {path.name}")
     specs = [
