@@ -36,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=int, metavar="SECONDS", help="stop a cell that runs longer")
 
 
+def _refused(prog: str, error: DerivaMLException) -> int:
+    """Say why, and the exit status: 2 for what the arguments can fix, 1 for the catalog's refusals."""
+    hint = " Here: commit the notebook, or pass --allow-dirty." if isinstance(error, DerivaMLDirtyWorkflowError) else ""
+    print(f"{prog}: {error}{hint}", file=sys.stderr)
+    return 2 if isinstance(error, DerivaMLConfigurationError | DerivaMLDirtyWorkflowError) else 1
+
+
 def run(args: argparse.Namespace, prog: str) -> int:
     from pytest_deriva.ml import DerivaML
     from pytest_deriva.notebook import require_notebook_support, run_notebook_file
@@ -44,35 +51,20 @@ def run(args: argparse.Namespace, prog: str) -> int:
     try:
         require_notebook_support()
         location, _ = catalog_location(args.catalog)
-    except (UsageProblem, DerivaMLConfigurationError) as e:
+    except UsageProblem as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
+    except DerivaMLException as e:
+        return _refused(prog, e)
     try:
         ml = DerivaML(location, credential=args.credential) if args.credential else DerivaML(location)
     except DerivaMLException as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 1
+        return _refused(prog, e)
     try:
-        result = run_notebook_file(
-            ml,
-            args.notebook,
-            args.overrides,
-            multirun=args.multirun,
-            kernel=args.kernel,
-            workflow_type=args.workflow_type,
-            description=args.description,
-            allow_dirty=args.allow_dirty,
-            timeout=args.timeout,
-        )
-    except DerivaMLDirtyWorkflowError as e:
-        print(f"{prog}: {e} Here: commit the notebook, or pass --allow-dirty.", file=sys.stderr)
-        return 2
-    except DerivaMLConfigurationError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 2
+        options = ("multirun", "kernel", "workflow_type", "description", "allow_dirty", "timeout")
+        result = run_notebook_file(ml, args.notebook, args.overrides, **{k: getattr(args, k) for k in options})
     except DerivaMLException as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 1
+        return _refused(prog, e)
     finally:
         ml.catalog.close()
     if result.sweep is not None:
