@@ -1,5 +1,6 @@
 # Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, compares the sweep,
-#                           and prints the command that opens the web viewer)
+#                            then runs a notebook that plots it as a tracked run, and prints the command
+#                            that opens the web viewer)
 #               make test   (runs the whole test suite, with the DERIVA server leg where it can start one)
 # Both create .venv and install what they need on first use.
 
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,examples,ui]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,examples,ui,notebooks]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/pytest-deriva runs --limit 5
 	$(BIN)/pytest-deriva compare --sort accuracy $$($(BIN)/pytest-deriva runs --limit 0 --json \
 	  | $(BIN)/python -c "import json, sys; print([r['RID'] for r in json.load(sys.stdin) if r['Kind'].startswith('sweep')][-1])")
+	$(BIN)/pytest-deriva notebook run examples/notebooks/digits_sweep_report.ipynb
 	@echo "see the runs in your browser: $(BIN)/pytest-deriva ui"
 
 # The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can

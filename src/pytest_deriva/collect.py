@@ -25,6 +25,8 @@ __all__ = [
     "MARKER_KEYWORDS",
     "ExperimentClass",
     "ExperimentModule",
+    "NotebookFile",
+    "NotebookItem",
     "check_marker",
     "deriva_marker",
     "parametrized_names",
@@ -120,6 +122,30 @@ class ExperimentModule(pytest.Module):
 
     def classnamefilter(self, name: str) -> bool:
         return name.startswith(EXPERIMENT_CLASS_PREFIX)
+
+
+class NotebookItem(pytest.Function):
+    """The run of an experiment notebook; reported as the notebook, not as a Python function."""
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.name
+
+
+class NotebookFile(pytest.File):
+    """An experiment notebook (``experiment_*.ipynb``): one experiment, run in a Jupyter kernel.
+
+    ``describe(collector, name, func, items)`` (the session's) makes the items' run specs."""
+
+    describe: Callable[[pytest.Collector, str, Callable[..., Any], list[pytest.Item]], None] | None = None
+
+    def collect(self) -> Iterable[pytest.Item]:
+        from pytest_deriva.notebook import notebook_experiment
+
+        func = notebook_experiment(self.path)
+        items: list[pytest.Item] = [NotebookItem.from_parent(self, name=self.path.stem, callobj=func)]
+        if self.describe is not None:
+            self.describe(self, self.path.stem, func, items)
+        return items
 
 
 class ExperimentClass(pytest.Class):

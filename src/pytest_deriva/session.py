@@ -27,6 +27,7 @@ from pytest_deriva.collect import (
     FIXTURE_NAMES,
     ExperimentClass,
     ExperimentModule,
+    NotebookFile,
     accepted_kwargs,
     check_marker,
     parametrized_names,
@@ -244,6 +245,13 @@ class DerivaSession:
     def _is_experiment_file(self, path: Path) -> bool:
         return path.suffix == ".py" and any(fnmatch.fnmatch(path.name, p) for p in self.patterns)
 
+    def _is_experiment_notebook(self, path: Path) -> bool:
+        """Notebooks named like experiment files (``experiment_*.ipynb``), or named on the command line."""
+        if path.suffix != ".ipynb":
+            return False
+        patterns = [p.removesuffix(".py") + ".ipynb" for p in self.patterns if p.endswith(".py")]
+        return any(fnmatch.fnmatch(path.name, p) for p in patterns) or self._is_initpath(path)
+
     def _is_initpath(self, path: Path) -> bool:
         return self._session is not None and self._session.isinitpath(path)
 
@@ -252,12 +260,30 @@ class DerivaSession:
             return None
         if self._is_experiment_file(collection_path) or self._is_initpath(collection_path):
             return None
+        if self._is_experiment_notebook(collection_path):
+            return None
         return True  # ordinary tests do not run in --deriva-run mode
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         if file_path.suffix == ".py" and (self._is_experiment_file(file_path) or self._is_initpath(file_path)):
             return ExperimentModule.from_parent(parent, path=file_path)
+        if self._is_experiment_notebook(file_path):
+            notebook = NotebookFile.from_parent(parent, path=file_path)
+            notebook.describe = self._describe_notebook
+            return notebook
         return None
+
+    def _describe_notebook(self, collector: pytest.Collector, name: str, func: Any, items: list[pytest.Item]) -> None:
+        from pytest_deriva.config.notebook import DEFAULT_NOTEBOOK_WORKFLOW_TYPE
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.notebook import require_notebook_support
+
+        try:
+            require_notebook_support()
+        except DerivaMLException as e:
+            pytest.fail(f"{collector.nodeid}: {e}", pytrace=False)
+        options = {"workflow_type": DEFAULT_NOTEBOOK_WORKFLOW_TYPE, **self._options(collector, name, func)}
+        self._describe(collector, name, func, items, options, {})
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makeitem(

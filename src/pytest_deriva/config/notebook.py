@@ -12,6 +12,11 @@
 
 Overrides come from the ``overrides`` argument and, first, from ``DERIVA_ML_HYDRA_OVERRIDES``
 (a JSON list, set by a notebook runner).
+
+Run by ``pytest-deriva notebook run`` (or collected by ``pytest --deriva-run``), the notebook's
+execution is the runner's: ``PYTEST_DERIVA_NOTEBOOK_RUN`` names it, and ``run_notebook`` returns a
+handle on it (in the runner's catalog) instead of making another. The runner ends it, with the
+executed notebook as a ``Notebook_Output`` file.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ T = TypeVar("T")
 #: Upstream's default, "Analysis Notebook", is not a seeded Workflow_Type term; "Analysis" is.
 DEFAULT_NOTEBOOK_WORKFLOW_TYPE = "Analysis"
 OVERRIDES_ENV = "DERIVA_ML_HYDRA_OVERRIDES"
+#: Set by the notebook runner for the kernel: JSON {"catalog", "working_dir", "execution_rid"}.
+RUNNER_ENV = "PYTEST_DERIVA_NOTEBOOK_RUN"
 
 # Filled by notebook_config() as config modules are imported, like the hydra-zen store.
 _notebook_configs: dict[str, Any] = {}
@@ -85,6 +92,24 @@ def _env_overrides() -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DerivaMLConfigurationError(f"{OVERRIDES_ENV} must be a JSON list of override strings, not {text!r}.")
     return value
+
+
+def runner_execution() -> dict[str, str] | None:
+    """The execution a notebook runner started for this notebook (``PYTEST_DERIVA_NOTEBOOK_RUN``)."""
+    text = os.environ.get(RUNNER_ENV)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    keys = ("catalog", "working_dir", "execution_rid")
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in keys):
+        raise DerivaMLConfigurationError(
+            f"{RUNNER_ENV} must be the JSON object a notebook runner sets ({', '.join(keys)}), not {text!r}; "
+            f"unset it to run the notebook on its own."
+        )
+    return {k: value[k] for k in keys}
 
 
 def _resolve(
@@ -177,6 +202,8 @@ def run_notebook(
     config, output_dir, choices = _resolve(config_class, config_name, overrides, "notebook", "1.3")
     if hasattr(config, "config_choices"):
         config.config_choices = choices
+    if (run := runner_execution()) is not None:
+        return _attach(run, config, choices, ml_class)
     deriva = DerivaMLConfig.coerce(getattr(config, "deriva_ml", None))
     ml = deriva.model_copy(update={"hydra_runtime_output_dir": output_dir}).instantiate(ml_class)
     description = getattr(config, "description", "") or ""
@@ -194,5 +221,28 @@ def run_notebook(
         config_choices=choices,
     )
     execution = ml.create_execution(exec_config, dry_run=bool(getattr(config, "dry_run", False)))
+    execution.execution_start()
+    return ml, execution, config
+
+
+def _attach(
+    run: dict[str, str], config: Any, choices: dict[str, str], ml_class: type[DerivaML] | None
+) -> tuple[DerivaML, Execution, BaseConfig]:
+    """``run_notebook`` under a runner: the runner's catalog and execution, this config's inputs."""
+    from pytest_deriva.execution.configuration import ExecutionConfiguration
+    from pytest_deriva.execution.execution import Execution
+    from pytest_deriva.ml import DerivaML
+
+    ml = (ml_class or DerivaML)(run["catalog"], working_dir=run["working_dir"])
+    record = ml.lookup_execution(run["execution_rid"])
+    workflow = ml.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
+    exec_config = ExecutionConfiguration(
+        workflow=workflow,
+        datasets=list(getattr(config, "datasets", None) or []),
+        assets=list(getattr(config, "assets", None) or []),
+        description=record.description or "",
+        config_choices=choices,
+    )
+    execution = Execution(exec_config, ml, reload=run["execution_rid"], attached=True)
     execution.execution_start()
     return ml, execution, config

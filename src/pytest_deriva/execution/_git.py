@@ -15,6 +15,7 @@ pytest.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from pytest_deriva.exceptions import DerivaMLWorkflowError
 
-__all__ = ["GitFileInfo", "clear_cache", "git_file_info", "sanitize_remote"]
+__all__ = ["GitFileInfo", "clear_cache", "git_file_info", "sanitize_remote", "strip_notebook"]
 
 _OVERRIDE_HINT = "or set DERIVA_ML_WORKFLOW_URL and DERIVA_ML_WORKFLOW_CHECKSUM"
 
@@ -58,9 +59,11 @@ class GitFileInfo:
         remote: Sanitized URL of the ``origin`` remote (no credentials), or
             ``file://<repo_root>`` when there is no ``origin``.
         commit: SHA of the last commit that touched the file; ``""`` if it was never committed.
-        checksum: ``git hash-object`` of the working-tree file.
+        checksum: ``git hash-object`` of the working-tree file; of a notebook (``.ipynb``),
+            of the file without outputs (:func:`strip_notebook`).
         is_dirty: True if this file differs from ``HEAD`` (modified, staged, untracked,
-            ignored or never committed). Other files of the repository do not matter.
+            ignored or never committed). Other files of the repository do not matter; a
+            notebook whose cells are those of ``HEAD`` (only outputs differ) is not dirty.
         version: ``git describe --tags --always --long`` of ``HEAD`` (``0.0.0+<short sha>``
             when there is no tag, ``0.0.0`` when there is no commit), with a ``-dirty``
             suffix when ``is_dirty``.
@@ -298,7 +301,13 @@ def _compute(file: Path) -> GitFileInfo:
     )
     commit = log.stdout.strip() if log.returncode == 0 else ""
 
-    hashed = _run(git, ["hash-object", "--", relpath], repo_root)
+    notebook = file.suffix == ".ipynb"
+    if notebook:
+        # Outputs are not the code: a re-executed notebook is the same workflow (upstream: nbstripout).
+        stripped = strip_notebook(file.read_bytes(), file)
+        hashed = _run(git, ["hash-object", "--stdin"], repo_root, stdin=stripped)
+    else:
+        hashed = _run(git, ["hash-object", "--", relpath], repo_root)
     if hashed.returncode != 0:
         raise DerivaMLWorkflowError(
             f"Cannot compute the git checksum of {file}: {hashed.stderr.strip()}; "
@@ -319,6 +328,10 @@ def _compute(file: Path) -> GitFileInfo:
         repo_root,
     )
     is_dirty = not commit or status.returncode != 0 or bool(status.stdout.strip())
+    if is_dirty and notebook and commit and status.stdout[:2].strip() in ("M", "MM"):
+        # A notebook saved with new outputs but the same cells is not a changed workflow.
+        head = _run(git, ["show", f"HEAD:./{relpath}"], repo_root)
+        is_dirty = head.returncode != 0 or strip_notebook(head.stdout.encode(), file) != stripped
 
     described = _run(git, ["describe", "--tags", "--always", "--long", "HEAD"], repo_root)
     version = described.stdout.strip() if described.returncode == 0 else ""
@@ -341,6 +354,44 @@ def _compute(file: Path) -> GitFileInfo:
     )
 
 
+# What executing a notebook changes besides outputs (nbstripout's defaults, papermill's and
+# nbclient's execution records, and the kernel's language_info, which names the Python version).
+_VOLATILE_CELL_METADATA = ("collapsed", "scrolled", "execution", "ExecuteTime", "papermill")
+_VOLATILE_NOTEBOOK_METADATA = ("signature", "widgets", "papermill", "language_info")
+
+
+def strip_notebook(content: bytes, file: Path) -> bytes:
+    """A notebook without outputs, execution counts and execution records: what its checksum is of.
+
+    Raises:
+        DerivaMLWorkflowError: the file is not a notebook (not JSON with a ``cells`` list).
+    """
+    try:
+        nb = json.loads(content)
+        cells = nb["cells"]
+        if not isinstance(cells, list):
+            raise TypeError("cells is not a list")
+    except (ValueError, KeyError, TypeError) as e:
+        raise DerivaMLWorkflowError(
+            f"{file} is not a Jupyter notebook ({e}); give a .ipynb file saved by Jupyter, {_OVERRIDE_HINT}."
+        ) from None
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        meta = cell.get("metadata")
+        if isinstance(meta, dict):
+            for key in _VOLATILE_CELL_METADATA:
+                meta.pop(key, None)
+    meta = nb.get("metadata")
+    if isinstance(meta, dict):
+        for key in _VOLATILE_NOTEBOOK_METADATA:
+            meta.pop(key, None)
+    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def _git_executable(file: Path) -> str:
     """Return the path of the git executable, or raise if git is not installed."""
     git = shutil.which("git")
@@ -351,8 +402,8 @@ def _git_executable(file: Path) -> str:
     return git
 
 
-def _run(git: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``git args`` in ``cwd`` without a shell, capturing text output."""
+def _run(git: str, args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``git args`` in ``cwd`` without a shell, capturing text output (``stdin``: bytes to feed it)."""
     env = {
         **os.environ,
         "GIT_OPTIONAL_LOCKS": "0",
@@ -361,6 +412,14 @@ def _run(git: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[st
         "GIT_LITERAL_PATHSPECS": "1",
     }
     try:
+        if stdin is not None:
+            done = subprocess.run([git, *args], cwd=cwd, capture_output=True, input=stdin, env=env, check=False)
+            return subprocess.CompletedProcess(
+                done.args,
+                done.returncode,
+                done.stdout.decode("utf-8", "replace"),
+                done.stderr.decode("utf-8", "replace"),
+            )
         return subprocess.run(
             [git, *args],
             cwd=cwd,

@@ -94,6 +94,9 @@ class ExecutionBase:
         planned: ``reload`` names an execution that :meth:`record_planned` recorded in this session
             (still ``Pending``), so its row need not be read again.
         dry_run: Write nothing: the RID is ``0000`` and nothing is recorded or uploaded.
+        attached: ``reload`` names an execution that a runner in another process started and
+            will end (a notebook's kernel under ``pytest-deriva notebook run``): this handle links
+            its inputs and registers and uploads files, and leaves the status to the runner.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class ExecutionBase:
         *,
         hydra_files: Mapping[str, bytes] | None = None,
         planned: bool = False,
+        attached: bool = False,
     ) -> None:
         if not isinstance(configuration, ExecutionConfiguration):
             raise DerivaMLValidationError(
@@ -123,6 +127,7 @@ class ExecutionBase:
         self._execution_record: ExecutionRecord | None = None
         self._manifest: AssetManifest | None = None
         self._unfinished = False
+        self._attached = bool(attached and reload)
         # Hydra output files given in memory (name -> bytes), recorded like those of a Hydra run folder.
         self._hydra_files = dict(hydra_files or {})
         self.dataset_rids: list[str] = []
@@ -188,13 +193,14 @@ class ExecutionBase:
 
         root = _paths.execution_root(self._working_dir, self.execution_rid)
         if not self._dry_run:
-            _lease.claim(root, self._working_dir)  # this process runs it now; a recovery leaves it alone
+            if not self._attached:  # an attached handle's runner owns the run
+                _lease.claim(root, self._working_dir)  # this process runs it now; a recovery leaves it alone
             if reload and not planned:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
                 # Not finished when restored (Created, Pending, Initializing, Running): the process
                 # that ran it stopped first. Only a run that finished is ever set Completed.
-                self._unfinished = self._execution_record.status not in _FINAL
+                self._unfinished = self._execution_record.status not in _FINAL and not self._attached
             else:
                 # Made just now, or recorded Pending by record_planned in this session: the row is
                 # known, not read.
@@ -215,11 +221,13 @@ class ExecutionBase:
         return self._ml_object.model
 
     def _initialize_execution(self, reload: str | None = None) -> None:
+        # Inputs are linked when the run is made, and by an attached handle (its runner made none).
+        link = not self._dry_run and (not reload or self._attached)
         for dataset in self.configuration.datasets:
             self.update_status(Status.initializing, f"Materialize bag {dataset.rid}... ")
             self.datasets.append(self._ml_object.download_dataset_bag(dataset))
             self.dataset_rids.append(dataset.rid)
-        if self.dataset_rids and not (reload or self._dry_run):
+        if self.dataset_rids and link:
             self._ml_object.catalog.insert(
                 self._ml_object.ml_schema,
                 "Dataset_Execution",
@@ -234,7 +242,7 @@ class ExecutionBase:
             dest = _paths.execution_root(self._working_dir, self.execution_rid) / "downloaded-assets" / table
             dest.mkdir(parents=True, exist_ok=True)
             self.asset_paths.setdefault(table, []).append(
-                self.download_asset(spec.rid, dest, update_catalog=not (reload or self._dry_run), use_cache=spec.cache)
+                self.download_asset(spec.rid, dest, update_catalog=link, use_cache=spec.cache)
             )
 
         if reload or self._dry_run:
@@ -402,8 +410,8 @@ class ExecutionBase:
         """Status, detail and other Execution columns (``Duration``) in one write."""
         self._status, self._status_detail = status, msg
         self._logger.info("%s %s: %s", self.execution_rid, status.value, msg)
-        if self._dry_run or self._execution_record is None:
-            return
+        if self._dry_run or self._execution_record is None or (self._attached and status in _FINAL):
+            return  # an attached handle's runner records how the run ended
         self._execution_record.update_status(status, msg, **columns)
 
     def execution_start(self) -> None:
@@ -447,6 +455,10 @@ class ExecutionBase:
         return False
 
     # -- registering files -------------------------------------------------------------------
+    def refresh_manifest(self) -> None:
+        """Read the registered files again: another process (a notebook's kernel) registered some."""
+        self._manifest = None
+
     def _get_manifest(self) -> AssetManifest:
         if self._manifest is None:
             self._manifest = AssetManifest(
@@ -752,6 +764,8 @@ class ExecutionBase:
         # A run that failed or was aborted keeps that outcome; a failed *upload* does not count.
         detail = self._execution_record.status_detail if self._execution_record is not None else None
         keep_outcome = self.status in (Status.failed, Status.aborted) and not (detail or "").startswith(_UPLOAD_FAILED)
+        if self._attached:  # the files go now; the runner records the outcome (and its own files)
+            keep_outcome, clean_folder = True, False
         try:
             if not keep_outcome:
                 self.update_status(Status.running, "Uploading execution files...")

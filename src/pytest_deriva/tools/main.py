@@ -12,6 +12,8 @@
     pytest-deriva reproduce RID                           run it again from its recorded commit (in a
                                                           temporary git worktree); metric and
                                                           environment differences
+    pytest-deriva notebook run NOTEBOOK.ipynb [OVERRIDES...] [--multirun] [--kernel K]
+                                                          a notebook as a tracked run (or a sweep)
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -82,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         "reproduce", help="run a recorded experiment again from its recorded commit and compare the two runs"
     )
     again.add_argument("rid", metavar="RID")
+    notebook = commands.add_parser("notebook", help="run a notebook as a tracked execution")
+    nb_actions = notebook.add_subparsers(dest="action", required=True, metavar="ACTION")
+    from pytest_deriva.tools.notebook import add_arguments
+
+    add_arguments(nb_actions.add_parser("run", help="execute a notebook (or --multirun a sweep of it) and record it"))
     for p in (runs, show, compare, ui, again):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -153,6 +160,11 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["notebook", "run"]:  # overrides may come before and after options
+        from pytest_deriva.tools.notebook import main as run_notebook
+
+        return run_notebook(argv[2:], prog="pytest-deriva notebook run")
     args = _parser().parse_args(argv)
     if args.command == "ui":
         return _ui(args)
