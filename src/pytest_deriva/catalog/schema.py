@@ -549,6 +549,27 @@ def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
     ]
 
 
+#: The embedded store's record of what ``pytest-deriva push`` copied where (see tools/push.py).
+PUSH_TABLE = "Pushed_Row"
+
+
+def push_table() -> dict[str, Any]:
+    """One row per row a push copied to a server catalog: its RID here and there. An execution's
+    row is ``Complete`` once everything it references is on the server too."""
+    return plain_table(
+        PUSH_TABLE,
+        [
+            column("Target", "text", nullok=False, comment="the server catalog: host/catalog id"),
+            column("Local_RID", "text", nullok=False),
+            column("Target_RID", "text", nullok=False, comment="the row's RID on the server"),
+            column("Table", "text", nullok=False, comment="schema:table"),
+            column("Complete", "boolean", comment="an execution: its files, links and index are on the server"),
+        ],
+        keys=[("Target", "Local_RID")],
+        comment="Rows pytest-deriva push copied to a DERIVA server, and their RIDs there.",
+    )
+
+
 #: ``chaise-config`` brand of the baseline deriva-py gives a new catalog (replaced by ours).
 _BASELINE_BRAND = "DERIVA"
 #: ``chaise-config`` brand of the catalog annotation below (DerivaML's ``apply_catalog_annotations``).

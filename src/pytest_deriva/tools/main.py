@@ -8,6 +8,8 @@
     pytest-deriva show RID                                everything about one run
     pytest-deriva compare PARENT_RID | RID RID...  [--sort METRIC] [--asc]
                                                           parameters x metrics x status x duration
+    pytest-deriva push https://<host>/ermrest/catalog/<id> [RID ...] [--catalog FOLDER] [--include-running]
+                                                          copy runs recorded offline to a server, once
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -69,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     order = compare.add_mutually_exclusive_group()
     order.add_argument("--desc", dest="descending", action="store_true", default=True, help="highest first (default)")
     order.add_argument("--asc", dest="descending", action="store_false", help="lowest first (e.g. a loss)")
+    push = commands.add_parser(
+        "push", help="copy runs of an embedded catalog to a DERIVA server catalog (each run once)"
+    )
+    push.add_argument("url", metavar="https://HOST/ermrest/catalog/ID", help="the server catalog")
+    push.add_argument(
+        "rids", nargs="*", metavar="RID", help="these executions and their children (default: all not pushed)"
+    )
+    push.add_argument("--catalog", metavar="FOLDER", help="the embedded catalog (default as for runs)")
+    push.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
+    push.add_argument(
+        "--include-running", action="store_true", help="also runs not finished or with files not uploaded"
+    )
     for p in (runs, show, compare):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -115,8 +129,41 @@ def _init(location: str, credential: str | None) -> list[str]:
         catalog.close()
 
 
+def _push(args: argparse.Namespace) -> int:
+    from pytest_deriva.tools.push import push
+    from pytest_deriva.tools.runs import catalog_location
+
+    folder, _ = catalog_location(args.catalog)
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    result = push(
+        folder,
+        args.url,
+        args.rids,
+        include_running=args.include_running,
+        credential=args.credential,
+        progress=progress,
+    )
+    for line in result.lines()[len(result.terms_added) :]:  # the terms were said as they were added
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "push":
+        from pytest_deriva.tools.runs import UsageProblem
+
+        try:
+            return _push(args)
+        except UsageProblem as e:
+            print(f"pytest-deriva push: {e}", file=sys.stderr)
+            return 2
+        except DerivaMLException as e:
+            print(f"pytest-deriva push: {e}", file=sys.stderr)
+            return 1
     if args.command in ("runs", "show", "compare"):
         from pytest_deriva.tools.runs import UsageProblem
 
