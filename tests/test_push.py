@@ -29,7 +29,7 @@ from pytest_deriva.catalog.schema import column
 from pytest_deriva.catalog.server import ServerCatalog
 from pytest_deriva.exceptions import DerivaMLReadOnlyError
 from pytest_deriva.tools.main import main as pytest_deriva_main
-from pytest_deriva.tools.push import PushRefused, push, pushed, pushed_from
+from pytest_deriva.execution.push import PushRefused, push, pushed, pushed_from
 
 ML = "deriva-ml"
 
@@ -286,3 +286,42 @@ def test_a_login_that_may_not_write_is_refused(
     with pytest.raises(DerivaMLReadOnlyError, match="may not insert into deriva-ml:Execution"):
         push(Path(ml.catalog.uri), target, credential=server_login.plain_credential)
     assert counts(target) == empty
+
+
+def test_pytest_pushes_the_sessions_runs_at_the_end(pytester: pytest.Pytester, target: str, tmp_path: Path) -> None:
+    make_project(pytester, {"experiment_grid.py": GRID})
+    git(pytester.path, "remote", "add", "origin", "https://example.org/org/proj.git")
+    result = pytester.runpytest("--deriva-run", f"--deriva-push={target}", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"deriva: pushing 7 executions to {target}",
+            f"*= deriva: pushed to {target} =*",
+            f"pushed 7 executions to {target} (0 there before): 1 workflows added*",
+            "  1-* -> * https://localhost/chaise/record/#*/deriva-ml:Execution/RID=*",
+        ]
+    )
+    assert counts(target)[f"{ML}:Execution"] == 7
+    # The next session pushes its own runs only: the one it recorded.
+    (pytester.path / "experiment_one.py").write_text("def experiment_one(execution):\n    return 0.5\n")
+    git(pytester.path, "add", "-A")
+    git(pytester.path, "commit", "-q", "-m", "one")
+    again = pytester.runpytest("--deriva-run", f"--deriva-push={target}", "experiment_one.py")
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines([f"pushed 1 executions to {target} (7 there before)*"])
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        assert len(server.find_executions()) == 8
+        assert [r.metrics for r in server.find_executions(metrics={"value": 0.5})] == [{"value": 0.5}]
+    finally:
+        server.catalog.close()
+
+
+def test_deriva_push_needs_an_embedded_session_and_a_server(pytester: pytest.Pytester) -> None:
+    make_project(pytester, {"experiment_grid.py": GRID})
+    bad = pytester.runpytest("--deriva-run", "--deriva-push=.elsewhere")
+    bad.stderr.fnmatch_lines(["*--deriva-push '.elsewhere' is not a server catalog*"])
+    url = "https://localhost/ermrest/catalog/1"
+    both = pytester.runpytest("--deriva-run", f"--deriva-push={url}", f"--deriva-catalog={url}")
+    both.stderr.fnmatch_lines(["*--deriva-push copies runs from the embedded store*"])
+    assert bad.ret == both.ret == pytest.ExitCode.USAGE_ERROR

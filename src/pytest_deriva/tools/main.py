@@ -130,7 +130,7 @@ def _init(location: str, credential: str | None) -> list[str]:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pytest_deriva.tools.push import push
+    from pytest_deriva.execution.push import push
     from pytest_deriva.tools.runs import catalog_location
 
     folder, _ = catalog_location(args.catalog)
