@@ -28,8 +28,8 @@ from pytest_deriva._faults import PUSH_POINTS
 from pytest_deriva.catalog.schema import column
 from pytest_deriva.catalog.server import ServerCatalog
 from pytest_deriva.exceptions import DerivaMLReadOnlyError
-from pytest_deriva.tools.main import main as pytest_deriva_main
 from pytest_deriva.execution.push import PushRefused, push, pushed, pushed_from
+from pytest_deriva.tools.main import main as pytest_deriva_main
 
 ML = "deriva-ml"
 
