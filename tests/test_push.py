@@ -325,3 +325,26 @@ def test_deriva_push_needs_an_embedded_session_and_a_server(pytester: pytest.Pyt
     both = pytester.runpytest("--deriva-run", f"--deriva-push={url}", f"--deriva-catalog={url}")
     both.stderr.fnmatch_lines(["*--deriva-push copies runs from the embedded store*"])
     assert bad.ret == both.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_deriva_run_pushes_what_it_recorded(project: Path, ml: DerivaML, target: str, tmp_path: Path) -> None:
+    from test_cli import run
+    from test_config_project import write_project
+
+    write_project(project)
+    first = run(project, "--config-dir", "configs", "model_config=fast")  # recorded, not pushed
+    assert first.returncode == 0, first.stderr
+    done = run(project, "--config-dir", "configs", "--push", target, "+multirun=grid")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"pushed 5 executions to {target} (0 there before)" in done.stdout  # the sweep: a parent, 4 jobs
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        runs = server.find_executions()
+        assert len(runs) == 5
+        [parent] = [r for r in runs if r.is_parent()]
+        assert [c.description for c in parent.list_nested_executions()] == [f"[Job {n}] Tiny model" for n in range(4)]
+    finally:
+        server.catalog.close()
+    refused = run(project, "--config-dir", "configs", "--push", "nowhere", "model_config=fast")
+    assert refused.returncode == 1
+    assert "--push 'nowhere' is not a server catalog" in refused.stderr
