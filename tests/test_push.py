@@ -269,7 +269,7 @@ def test_runs_with_datasets_or_features_are_refused_not_dropped(ml: DerivaML, pr
     assert counts(target) == empty
 
 
-def test_a_login_that_may_not_write_is_refused(
+def test_a_login_that_may_not_write_is_refused_one_that_may_pushes(
     ml: DerivaML, project: Path, server_login: ServerKit, target: str
 ) -> None:
     if not server_login.plain_credential:
@@ -286,6 +286,25 @@ def test_a_login_that_may_not_write_is_refused(
     with pytest.raises(DerivaMLReadOnlyError, match="may not insert into deriva-ml:Execution"):
         push(Path(ml.catalog.uri), target, credential=server_login.plain_credential)
     assert counts(target) == empty
+    # Allowed to insert (not an admin, not the owner), the user pushes, and once.
+    admin = ServerCatalog(target)
+    admin._ermrest.put("/acl/insert", json=[server_login.plain_user])
+    # And to store files: Hatrac decides that, by namespace, server-wide (so taken back after).
+    granted = []
+    try:
+        for namespace in ("Execution_Metadata", "Execution_Asset"):
+            admin.objects.put_bytes(b"x", namespace, "made-by-admin.txt")  # the namespace exists
+            for acl in ("create", "subtree-create", "subtree-update"):
+                granted.append(f"/hatrac/{namespace};acl/{acl}/{server_login.plain_user}")
+                admin.objects._store.put(granted[-1])
+        result = push(Path(ml.catalog.uri), target, credential=server_login.plain_credential)
+        assert list(result.executions) == [exe.execution_rid]
+        assert push(Path(ml.catalog.uri), target, credential=server_login.plain_credential).already == 1
+        assert counts(target)[f"{ML}:Execution"] == 1
+    finally:
+        for path in granted:
+            admin.objects._store.delete(path)
+        admin.close()
 
 
 def test_pytest_pushes_the_sessions_runs_at_the_end(pytester: pytest.Pytester, target: str, tmp_path: Path) -> None:

@@ -570,6 +570,26 @@ def push_table() -> dict[str, Any]:
     )
 
 
+#: A server catalog's record of the rows ``pytest-deriva push`` made there and where they came from.
+PUSH_ORIGIN_TABLE = "Push_Origin"
+
+
+def push_origin_table() -> dict[str, Any]:
+    """One row per row a push made on this (server) catalog: the store and RID it came from, and the
+    RID it has here, reserved before the row is inserted (so a push that stops finds it again)."""
+    return plain_table(
+        PUSH_ORIGIN_TABLE,
+        [
+            column("Source", "text", nullok=False, comment="the embedded store the row was recorded in (its id)"),
+            column("Source_RID", "text", nullok=False, comment="the row's RID there"),
+            column("Target_RID", "text", nullok=False, comment="the row's RID here"),
+            column("Table", "text", nullok=False, comment="schema:table"),
+        ],
+        keys=[("Source", "Source_RID"), ("Target_RID",)],
+        comment="Rows pytest-deriva push copied here from a catalog recorded offline.",
+    )
+
+
 #: ``chaise-config`` brand of the baseline deriva-py gives a new catalog (replaced by ours).
 _BASELINE_BRAND = "DERIVA"
 #: ``chaise-config`` brand of the catalog annotation below (DerivaML's ``apply_catalog_annotations``).

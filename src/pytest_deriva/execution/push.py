@@ -10,13 +10,16 @@ duration and description are kept; the server gives every new row its own RID.
 Exactly once. The server has no transactions, so the push is a sequence of steps, each of which
 can be repeated without making a second row:
 
-- A row without a natural key (a workflow the server lacks, an execution) gets its RID from a
-  lease first: a row of ERMrest's own ``public:ERMrest_RID_Lease`` whose ``ID`` names where it
-  comes from (``pytest-deriva push <store> <local RID>``). The row is then inserted with that RID,
-  ``onconflict=skip``. A push stopped after the lease finds it again by its ``ID`` and inserts
-  the row with the same RID, which the server then skips if it is there. The lease row is also
-  the server's record of where the row came from: same RID, and its ``ID`` names the store and
-  the RID there (``pushed_from``). No ``deriva-ml`` table gets a column.
+- A row without a natural key (a workflow the server lacks, an execution) gets its RID before it
+  is inserted: leased from ERMrest (``public:ERMrest_RID_Lease``, whose ``ID`` says
+  ``pytest-deriva push <store> <local RID> <attempt>``), then reserved in ``pytest-deriva:Push_Origin`` on
+  the server (unique per store and local RID: a second reservation is skipped and the first one
+  read back). The row is then inserted with that RID, ``onconflict=skip``. A push stopped at any
+  point finds the reservation again and inserts the row with the same RID, which the server skips
+  if it is there; a lease that was never reserved is only an unused RID. ``Push_Origin`` is the
+  server's record of where each row came from (``pushed_from``); a user who may write, not only
+  an admin, can read it (ERMrest shows the lease table to admins only). No ``deriva-ml`` table
+  gets a column.
 - Rows with a key (terms by ``Name``, asset rows by ``URL``, links by their two columns, index
   rows by execution and name) are inserted with ``onconflict=skip`` and read back.
 - After each server step, the embedded store records the RIDs in ``pytest-deriva:Pushed_Row``
@@ -24,7 +27,7 @@ can be repeated without making a second row:
   index rows are on the server; a later push skips complete ones without a request.
 
 Refused before anything is written, each with the fix: a target without the ``deriva-ml`` schema
-(``pytest-deriva catalog init``), a login that may not insert, a workflow whose URL is a path on
+or ``Push_Origin`` (``pytest-deriva catalog init``), a login that may not insert, a workflow whose URL is a path on
 this machine (``file://``), runs still running or with files not uploaded (unless
 ``include_running``), and runs that used or made datasets or features, which a push does not
 copy yet (they are not dropped silently). Vocabulary terms the server lacks are added with the
@@ -35,6 +38,7 @@ copy is the same term, and refusing would only make the user type it again.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,8 +131,10 @@ def target_id(url: str) -> str:
     return f"{loc.host}/{loc.catalog_id}"
 
 
-def _marker(source: CatalogPort, rid: str) -> str:
-    return f"{MARK} {source.catalog_uuid} {rid}"
+def _marker(source: CatalogPort, rid: str, attempt: str) -> str:
+    """A lease's ``ID``: what it is for, and the attempt (ERMrest keeps one lease per user and ID,
+    so a push that stopped after leasing and was not reserved must be able to lease again)."""
+    return f"{MARK} {source.catalog_uuid} {rid} {attempt}"
 
 
 def _map_table(source: CatalogPort) -> Table | None:
@@ -148,9 +154,8 @@ def pushed(source: CatalogPort, url: str) -> dict[str, str]:
 
 def pushed_from(target: ServerCatalog, rid: str) -> str | None:
     """Where a server row came from when a push made it: ``"<store> <local RID>"``, else None."""
-    rows = target.select("public", "ERMrest_RID_Lease", {"RID": rid}, columns=["ID"])
-    text = str(rows[0]["ID"]) if rows else ""
-    return text[len(MARK) + 1 :] if text.startswith(f"{MARK} ") else None
+    rows = target.select(ddl.INDEX_SCHEMA, ddl.PUSH_ORIGIN_TABLE, {"Target_RID": rid}, columns=["Source", "Source_RID"])
+    return f"{rows[0]['Source']} {rows[0]['Source_RID']}" if rows else None
 
 
 def push(
@@ -303,15 +308,18 @@ class _Push:
         require_ml_schema(self.tgt)
         model = self.tgt.refresh_model()
         missing = [f"{s}:{t}" for s, t in tables if s not in model.schemas or t not in model.schemas[s].tables]
+        if f"{ddl.INDEX_SCHEMA}:{ddl.PUSH_ORIGIN_TABLE}" in missing:
+            raise PushRefused(
+                f"{self.url} has no {ddl.INDEX_SCHEMA}:{ddl.PUSH_ORIGIN_TABLE}, where a push records where rows came "
+                f"from (it was set up before push existed). Add it with: pytest-deriva catalog init {self.url}"
+            )
         if missing:
             raise PushRefused(
                 f"{self.url} has no table {', '.join(missing)}. Create the domain tables there as they are here "
                 f"(the same DerivaML calls: create_asset, create_table), or run: pytest-deriva catalog init {self.url}"
             )
         refused = [
-            f"{s}:{t}"
-            for s, t in [*tables, ("public", "ERMrest_RID_Lease")]
-            if (model.schemas[s].tables[t].doc.get("rights") or {}).get("insert") is False
+            f"{s}:{t}" for s, t in tables if (model.schemas[s].tables[t].doc.get("rights") or {}).get("insert") is False
         ]
         if refused:
             how = (
@@ -321,23 +329,37 @@ class _Push:
             )
             raise DerivaMLReadOnlyError(f"This login may not insert into {', '.join(refused)} on {self.url}: {how}.")
 
-    def _leases(self, rids: Iterable[str]) -> dict[str, str]:
-        """Local RID -> server RID leased for it by an earlier push that stopped."""
-        markers = {_marker(self.src, r): r for r in rids}
-        if not markers:
+    def _origins(self, rids: Iterable[str]) -> dict[str, str]:
+        """Local RID -> server RID reserved for it by an earlier push (one that stopped, or finished
+        before the store recorded it)."""
+        wanted = list(rids)
+        if not wanted:
             return {}
-        found = self.tgt.select("public", "ERMrest_RID_Lease", {"ID": list(markers)}, columns=["RID", "ID"])
-        out: dict[str, str] = {}
-        for row in sorted(found, key=lambda r: rid_order(r["RID"])):  # the first lease, always the same one
-            out.setdefault(markers[row["ID"]], row["RID"])
-        return out
+        found = self.tgt.select(
+            ddl.INDEX_SCHEMA,
+            ddl.PUSH_ORIGIN_TABLE,
+            {"Source": self.src.catalog_uuid, "Source_RID": wanted},
+            columns=["Source_RID", "Target_RID"],
+        )
+        return {r["Source_RID"]: r["Target_RID"] for r in found}
 
-    def _create(self, table: Table, rows: Mapping[str, dict[str, Any]], leased: Mapping[str, str]) -> dict[str, str]:
-        """Insert rows (local RID -> values) on the server with leased RIDs; local RID -> server RID."""
-        rids = dict(leased)
+    def _create(self, table: Table, rows: Mapping[str, dict[str, Any]], known: Mapping[str, str]) -> dict[str, str]:
+        """Insert rows (local RID -> values) on the server, each with the RID reserved for it (``known``,
+        else leased now); local RID -> server RID."""
+        rids = dict(known)
         new = [r for r in rows if r not in rids]
-        rids.update(zip(new, self.tgt.lease_rids([_marker(self.src, r) for r in new]), strict=True))
-        crash_point(f"push:leased:{table.name}")
+        if new:
+            attempt = uuid.uuid4().hex[:12]
+            leased = self.tgt.lease_rids([_marker(self.src, r, attempt) for r in new])
+            crash_point(f"push:leased:{table.name}")
+            origin = [
+                {"Source": self.src.catalog_uuid, "Source_RID": r, "Target_RID": rid, "Table": table.qualified_name}
+                for r, rid in zip(new, leased, strict=True)
+            ]
+            self.tgt.insert(ddl.INDEX_SCHEMA, ddl.PUSH_ORIGIN_TABLE, origin, on_conflict_skip=True)
+            # What the server kept: ours, or (two pushes at once) the other one's, which both then use.
+            rids.update(self._origins(new))
+            crash_point(f"push:reserved:{table.name}")
         self.tgt.insert(
             table.schema.name,
             table.name,
@@ -393,7 +415,9 @@ class _Push:
                 _qualified(a),
             ]
         # Everything that could refuse, before anything is written: the target, then the runs.
-        self._check_target(dict.fromkeys(needed))
+        self._check_target(
+            dict.fromkeys([*needed, (ddl.INDEX_SCHEMA, ddl.PUSH_ORIGIN_TABLE), ("public", "ERMrest_RID_Lease")])
+        )
         self._refuse_unfinished(list(rows.values()), include_running)
         self._refuse_unsupported(todo, assets)
         workflows = {
@@ -463,7 +487,7 @@ class _Push:
         table = self._table("Workflow")
         need = {rid: w for rid, w in workflows.items() if rid not in self.done}
         if need:
-            leased = self._leases(need)  # ours, from a push that stopped: finish those
+            leased = self._origins(need)  # ours, from a push that stopped: finish those
             rest = [w for rid, w in need.items() if rid not in leased]
             by_checksum: dict[str, str] = {}
             sums = [w["Checksum"] for w in rest if w.get("Checksum")]
@@ -496,7 +520,7 @@ class _Push:
             made = self._create(
                 table,
                 {rid: self._copy(table, r, {"Workflow": workflows}) for rid, r in part.items()},
-                self._leases(part),
+                self._origins(part),
             )
             self._record(table, made, complete=False)
 
