@@ -438,7 +438,7 @@ def _push(location: str, url: str, before: set[str]) -> int:
     except DerivaMLException as e:
         print(f"Error: not pushed: {e}\nPush them later with: pytest-deriva push {url}", file=sys.stderr)
         return 1
-    for line in result.lines()[len(result.terms_added) :]:
+    for line in result.lines(terms=False):  # the terms were said as they were added
         print(line)
     return 0
 

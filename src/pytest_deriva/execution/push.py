@@ -98,9 +98,10 @@ class PushResult:
         loc = parse_server_url(self.target)
         return f"{loc.scheme}://{loc.host}/chaise/record/#{loc.catalog_id}/{ML}:Execution/RID={rid}"
 
-    def lines(self) -> list[str]:
-        """The report, a line each (terms added first, as the push said them)."""
-        out = [f"{line}" for line in self.terms_added]
+    def lines(self, terms: bool = True) -> list[str]:
+        """The report, a line each: the terms added (unless ``terms`` is False: a progress callback
+        said them already), what was pushed, and each execution's RIDs here and there."""
+        out = list(self.terms_added) if terms else []
         if not self.executions:
             out.append(f"nothing to push: {self.already} executions already on {self.target}")
             return out

@@ -129,7 +129,7 @@ def _init(location: str, credential: str | None) -> list[str]:
         catalog.close()
 
 
-def _push(args: argparse.Namespace) -> int:
+def _push(args: argparse.Namespace) -> None:
     from pytest_deriva.execution.push import push
     from pytest_deriva.tools.runs import catalog_location
 
@@ -146,29 +146,20 @@ def _push(args: argparse.Namespace) -> int:
         credential=args.credential,
         progress=progress,
     )
-    for line in result.lines()[len(result.terms_added) :]:  # the terms were said as they were added
+    for line in result.lines(terms=False):  # the terms were said as they were added
         print(line)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "push":
+    if args.command in ("runs", "show", "compare", "push"):
         from pytest_deriva.tools.runs import UsageProblem
 
         try:
-            return _push(args)
-        except UsageProblem as e:
-            print(f"pytest-deriva push: {e}", file=sys.stderr)
-            return 2
-        except DerivaMLException as e:
-            print(f"pytest-deriva push: {e}", file=sys.stderr)
-            return 1
-    if args.command in ("runs", "show", "compare"):
-        from pytest_deriva.tools.runs import UsageProblem
-
-        try:
-            print(_look(args))
+            if args.command == "push":
+                _push(args)  # prints as it goes
+            else:
+                print(_look(args))
         except UsageProblem as e:
             print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
             return 2
