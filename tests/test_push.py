@@ -231,6 +231,17 @@ def test_runs_not_finished_are_pushed_only_when_asked(ml: DerivaML, project: Pat
     server = DerivaML(target, working_dir=tmp_path / "work")
     try:
         assert server.lookup_execution(result.executions[running.execution_rid]).status.value == "Running"
+        # When it has ended, the next push brings its state and its files.
+        with running.execute() as e:
+            e.asset_file_path("Execution_Asset", "late.txt").write_text("late")
+        running.upload_execution_outputs()
+        later = push(store, target)
+        assert later.executions == result.executions
+        again = server.lookup_execution(result.executions[running.execution_rid])
+        assert again.status.value == "Completed"
+        assert again.duration == ml.lookup_execution(running.execution_rid).duration
+        assert "late.txt" in [a.filename for a in again.outputs]
+        assert push(store, target).executions == {}
         assert server.lookup_term("Workflow_Type", "Offline_Training").description == "Training on a laptop"
         assert [
             a.filename

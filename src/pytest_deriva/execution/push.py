@@ -66,6 +66,8 @@ ML = ddl.ML_SCHEMA
 MARK = "pytest-deriva push"
 #: Statuses of a run that has ended.
 _ENDED = frozenset({"Completed", "Failed", "Aborted"})
+#: The columns of an Execution row that change as it runs.
+_STATE = frozenset({"Status", "Status_Detail", "Duration", "Description"})
 #: Executions per round of asset, link and index writes (bounded memory and request sizes).
 _CHUNK = 200
 
@@ -446,7 +448,7 @@ class _Push:
                 self._assets(a, chunk)
             self._index(chunk)
             crash_point("push:linked")
-            self._complete(chunk)
+            self._complete(chunk, rows)
             self.say(f"  {min(start + _CHUNK, len(todo))} of {len(todo)} executions complete on the server")
         self.result.executions = {r: self.done[r] for r in todo}
         self.result.requests = self.tgt.request_count - requests_before
@@ -524,6 +526,14 @@ class _Push:
                 self._origins(part),
             )
             self._record(table, made, complete=False)
+        # Rows pushed before they ended (--include-running): their state now.
+        again = [
+            {"RID": self.done[rid], **{k: v for k, v in self._copy(table, r, {}).items() if k in _STATE}}
+            for rid, r in rows.items()
+            if rid not in need
+        ]
+        if again:
+            self.tgt.update(ML, "Execution", again, returning=False)
 
     def _nesting(self, todo: list[str]) -> None:
         links = {
@@ -605,10 +615,13 @@ class _Push:
             values = [self._copy(table, r, {"Execution": self.done}) for r in rows]
             self.tgt.insert(ddl.INDEX_SCHEMA, name, values, on_conflict_skip=True)
 
-    def _complete(self, chunk: list[str]) -> None:
-        rows = self.src.select(ddl.INDEX_SCHEMA, ddl.PUSH_TABLE, {"Target": self.target, "Local_RID": chunk})
-        self.src.update(ddl.INDEX_SCHEMA, ddl.PUSH_TABLE, [{"RID": r["RID"], "Complete": True} for r in rows])
-        self.complete.update(chunk)
+    def _complete(self, chunk: list[str], rows: Mapping[str, dict[str, Any]]) -> None:
+        """Mark the ended runs of ``chunk`` pushed for good; one pushed before it ended
+        (``include_running``) is pushed again next time, with its state and files then."""
+        ended = [rid for rid in chunk if rows[rid]["Status"] in _ENDED]
+        records = self.src.select(ddl.INDEX_SCHEMA, ddl.PUSH_TABLE, {"Target": self.target, "Local_RID": ended})
+        self.src.update(ddl.INDEX_SCHEMA, ddl.PUSH_TABLE, [{"RID": r["RID"], "Complete": True} for r in records])
+        self.complete.update(ended)
 
 
 def _execution_assets(model: Model) -> list[Table]:
