@@ -110,11 +110,12 @@ def test_a_catalog_derivaml_made_is_used_as_is(bare: CatalogPort, project: Path)
     # deriva-py's baseline one (public and WWW only), as DerivaML's own apply_catalog_annotations
     # puts it there on its first table.
     # pytest-deriva's run index (issue 11) in its own schema, deriva-ml left as DerivaML made it;
-    # an embedded store makes it when a run first writes to it.
+    # an embedded store makes it when a run first writes to it. A server also gets Push_Origin
+    # (issue 14), where pushes record where rows came from.
     index = (
         []
         if bare.creates_on_demand
-        else [f"created table pytest-deriva:{t}" for t in ("Execution_Parameter", "Execution_Metric")]
+        else [f"created table pytest-deriva:{t}" for t in ("Execution_Parameter", "Execution_Metric", "Push_Origin")]
     )
     assert done == [
         "annotated deriva-ml:Dataset (1 annotations)",

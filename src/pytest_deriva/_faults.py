@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["POINTS", "crash_point"]
+__all__ = ["POINTS", "PUSH_POINTS", "crash_point"]
 
 #: Every point, in lifecycle order.
 POINTS = (
@@ -20,6 +20,18 @@ POINTS = (
     "run:started",  # an execution set Running
     "upload:stored",  # a run's files stored, their rows not yet
     "upload:recorded",  # a run's file rows recorded, its outcome not yet
+)
+
+#: The points of ``pytest-deriva push``, in the order a push passes them.
+PUSH_POINTS = (
+    "push:leased:Workflow",  # a workflow's RID leased on the server, not yet reserved in Push_Origin
+    "push:reserved:Workflow",  # its RID reserved in Push_Origin, its row not inserted yet
+    "push:inserted:Workflow",  # a workflow's row inserted on the server, the local mapping not written yet
+    "push:leased:Execution",  # executions' RIDs leased, not yet reserved
+    "push:reserved:Execution",  # their RIDs reserved, their rows not inserted yet
+    "push:inserted:Execution",  # executions' rows inserted, the local mapping not written yet
+    "push:stored",  # an asset table's files stored in Hatrac, their rows not inserted yet
+    "push:linked",  # an execution's files, links and index rows on the server, not yet marked pushed
 )
 
 

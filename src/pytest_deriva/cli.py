@@ -26,7 +26,7 @@ import functools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LOCATION",
         help="The catalog: a folder (embedded store) or https://host/ermrest/catalog/N; sets deriva_ml.catalog.",
+    )
+    parser.add_argument(
+        "--push",
+        default=None,
+        metavar="URL",
+        help="Afterwards, copy the runs this command recorded in the embedded store to this server catalog "
+        "(https://host/ermrest/catalog/N), as 'pytest-deriva push URL' does.",
     )
     return parser
 
@@ -389,12 +396,17 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
             hydra_argv += ["--info", str(args.info)]
         hydra_argv += [*forwarded, *extra]
         store.add_to_hydra_store(overwrite_ok=True)
+        push_from = _push_source(args.push, [*overrides, *extra], env) if args.push else None
+        before = _execution_rids(push_from) if push_from else set()
         try:
-            return _run_hydra(args.config_name, hydra_argv, env)
+            status = _run_hydra(args.config_name, hydra_argv, env)
         finally:
             # A sweep Hydra stopped before its end (a failed job, Ctrl-C) is closed here.
             close_sweeps(sweep_log)
             _summary(Path(env[RUN_LOG_ENV]))
+    if push_from and args.push:
+        return _push(push_from, args.push, before) or status
+    return status
 
 
 def _outputs_root(catalog: str | None, overrides: Sequence[str]) -> Path | None:
@@ -437,6 +449,51 @@ def _summary(log: Path) -> None:
         if dirs:
             folders = sorted({str(Path(d).parent) if len(dirs) > 1 else d for d in dirs})
             print(f"Hydra's output folders: {', '.join(folders)}")
+
+
+def _push_source(url: str, overrides: Sequence[str], env: Mapping[str, str]) -> str:
+    """The embedded store whose new runs ``--push`` copies: the catalog the runs are recorded in."""
+    from pytest_deriva.catalog import is_server_location
+    from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
+
+    if not is_server_location(url):
+        _fail(f"--push {url!r} is not a server catalog; give https://<host>/ermrest/catalog/<id>.")
+    if env.get("DERIVA_ML_DRY_RUN"):
+        _fail("--push with dry_run=true: a dry run records nothing to push.")
+    named = _key_value(overrides, "deriva_ml.catalog")
+    location = str(named) if named else DerivaMLConfig().location
+    if is_server_location(location):
+        _fail(f"--push copies runs from an embedded store, but these are recorded on {location} already.")
+    return location
+
+
+def _execution_rids(location: str) -> set[str]:
+    from pytest_deriva.catalog import connect, is_embedded_catalog
+
+    if not is_embedded_catalog(Path(location)):
+        return set()
+    catalog = connect(location, read_only=True)
+    try:
+        return {r["RID"] for r in catalog.select("deriva-ml", "Execution", columns=["RID"])}
+    finally:
+        catalog.close()
+
+
+def _push(location: str, url: str, before: set[str]) -> int:
+    """Push the executions recorded since ``before``; 0, or 1 when the push was refused or failed."""
+    from pytest_deriva.execution.push import push
+
+    new = sorted(_execution_rids(location) - before)
+    if not new:
+        return 0
+    try:
+        result = push(location, url, new, progress=print)
+    except DerivaMLException as e:
+        print(f"Error: not pushed: {e}\nPush them later with: pytest-deriva push {url}", file=sys.stderr)
+        return 1
+    for line in result.lines(terms=False):  # the terms were said as they were added
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

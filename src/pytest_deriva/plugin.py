@@ -110,6 +110,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "deriva package's ~/.deriva/credential.json).",
     )
     group.addoption(
+        "--deriva-push",
+        default=None,
+        metavar="URL",
+        help="At the end, copy the session's runs from the embedded store to this server catalog "
+        "(https://host/ermrest/catalog/N), as 'pytest-deriva push URL' does.",
+    )
+    group.addoption(
         "--deriva-verbose",
         action="store_true",
         default=False,

@@ -161,6 +161,8 @@ class DerivaSession:
         self.rows: list[dict[str, Any]] = []
         self.sweep_results: list[SweepResult] = []
         self.recovered: list[str] = []
+        self.push_url = _push_url(config, self.catalog, self.dry_run)
+        self.pushed: list[str] = []  # what the push at the end said, for the summary
         if self.is_worker:
             self.plan_dir = Path(config.workerinput["deriva_plan_dir"])  # type: ignore[attr-defined]
         else:
@@ -771,6 +773,32 @@ class DerivaSession:
         self.sweep_results = self.planner.finish()
         for result in self.sweep_results:
             self.config.hook.pytest_deriva_sweep_finished(config=self.config, result=result)
+        if self.push_url and not self.is_worker:
+            self._push(session)
+
+    def _push(self, session: pytest.Session) -> None:
+        """Copy the session's runs (its sweeps with their children, its single runs) to the server."""
+        from pytest_deriva.exceptions import DerivaMLException
+        from pytest_deriva.execution.push import push
+
+        assert self.push_url is not None
+        rids = [*(r.parent_rid for r in self.sweep_results), *(r["rid"] for r in self.rows if r.get("rid"))]
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        say = (lambda line: reporter.write_line(f"deriva: {line}")) if reporter is not None else (lambda _: None)
+        try:
+            result = push(
+                self.catalog,
+                self.push_url,
+                list(dict.fromkeys(rids)),
+                credential=self.config.getoption("deriva_credential", None),
+                progress=say,
+            )
+            self.pushed = result.lines()
+        except DerivaMLException as e:
+            # The runs are safe in the store; the push is repeated with the command. The session fails.
+            self.pushed = [f"not pushed: {e}", f"push them later with: pytest-deriva push {self.push_url}"]
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.rows:
@@ -791,6 +819,10 @@ class DerivaSession:
             terminalreporter.write_line(line)
         if self.config.getoption("deriva_verbose") and catalog.request_count:
             terminalreporter.write_line(f"requests to {catalog.hostname} from this process: {catalog.request_count}")
+        if self.pushed:
+            terminalreporter.write_sep("=", f"deriva: pushed to {self.push_url}")
+            for line in self.pushed:
+                terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         from pytest_deriva._secrets import restore_policy
@@ -816,6 +848,27 @@ class XdistHooks:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _push_url(config: pytest.Config, catalog: str, dry_run: bool) -> str | None:
+    """``--deriva-push``, checked: a server catalog, and a session that records on the embedded store."""
+    url = config.getoption("deriva_push", None)
+    if url is None:
+        return None
+    from pytest_deriva.catalog import is_server_location
+
+    if not is_server_location(str(url)):
+        raise pytest.UsageError(
+            f"--deriva-push {url!r} is not a server catalog; give https://<host>/ermrest/catalog/<id>."
+        )
+    if is_server_location(catalog):
+        raise pytest.UsageError(
+            f"--deriva-push copies runs from the embedded store, but this session records on {catalog} already; "
+            "leave out one of --deriva-push and --deriva-catalog."
+        )
+    if dry_run:
+        raise pytest.UsageError("--deriva-push with --deriva-dry-run: a dry run records nothing to push.")
+    return str(url)
+
+
 def _is_function(obj: object) -> bool:
     func = getattr(obj, "__func__", obj)
     return inspect.isfunction(func) or inspect.isfunction(getattr(func, "__wrapped__", None))

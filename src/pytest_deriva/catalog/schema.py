@@ -549,6 +549,47 @@ def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
     ]
 
 
+#: The embedded store's record of what ``pytest-deriva push`` copied where (see tools/push.py).
+PUSH_TABLE = "Pushed_Row"
+
+
+def push_table() -> dict[str, Any]:
+    """One row per row a push copied to a server catalog: its RID here and there. An execution's
+    row is ``Complete`` once everything it references is on the server too."""
+    return plain_table(
+        PUSH_TABLE,
+        [
+            column("Target", "text", nullok=False, comment="the server catalog: host/catalog id"),
+            column("Local_RID", "text", nullok=False),
+            column("Target_RID", "text", nullok=False, comment="the row's RID on the server"),
+            column("Table", "text", nullok=False, comment="schema:table"),
+            column("Complete", "boolean", comment="an execution: its files, links and index are on the server"),
+        ],
+        keys=[("Target", "Local_RID")],
+        comment="Rows pytest-deriva push copied to a DERIVA server, and their RIDs there.",
+    )
+
+
+#: A server catalog's record of the rows ``pytest-deriva push`` made there and where they came from.
+PUSH_ORIGIN_TABLE = "Push_Origin"
+
+
+def push_origin_table() -> dict[str, Any]:
+    """One row per row a push made on this (server) catalog: the store and RID it came from, and the
+    RID it has here, reserved before the row is inserted (so a push that stops finds it again)."""
+    return plain_table(
+        PUSH_ORIGIN_TABLE,
+        [
+            column("Source", "text", nullok=False, comment="the embedded store the row was recorded in (its id)"),
+            column("Source_RID", "text", nullok=False, comment="the row's RID there"),
+            column("Target_RID", "text", nullok=False, comment="the row's RID here"),
+            column("Table", "text", nullok=False, comment="schema:table"),
+        ],
+        keys=[("Source", "Source_RID"), ("Target_RID",)],
+        comment="Rows pytest-deriva push copied here from a catalog recorded offline.",
+    )
+
+
 #: ``chaise-config`` brand of the baseline deriva-py gives a new catalog (replaced by ours).
 _BASELINE_BRAND = "DERIVA"
 #: ``chaise-config`` brand of the catalog annotation below (DerivaML's ``apply_catalog_annotations``).

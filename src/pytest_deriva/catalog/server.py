@@ -407,9 +407,13 @@ class ServerCatalog:
         rows: Iterable[Mapping[str, Any]],
         *,
         on_conflict_skip: bool = False,
+        with_rid: bool = False,
     ) -> list[dict[str, Any]]:
+        """Insert rows (see the port). With ``with_rid`` each row brings its ``RID``, one leased
+        with :meth:`lease_rids` (ERMrest's ``nondefaults=RID``)."""
         t = self._table(schema, table)
-        rows = [{k: _json_value(v) for k, v in r.items() if k not in SYSTEM_COLUMNS} for r in rows]
+        kept = SYSTEM_COLUMNS - {"RID"} if with_rid else SYSTEM_COLUMNS
+        rows = [{k: _json_value(v) for k, v in r.items() if k not in kept} for r in rows]
         if not rows:
             return []
         for row in rows:
@@ -429,6 +433,8 @@ class ServerCatalog:
                 cols, batch = (c.name,), [{c.name: c.default} for _ in batch]
             defaults = [c for c in t.columns if c not in cols]
             query = [f"defaults={','.join(_q(c) for c in defaults)}"] if defaults else []
+            if with_rid:
+                query.append("nondefaults=RID")
             if on_conflict_skip:
                 query.append("onconflict=skip")
             url = f"{path}?{'&'.join(query)}" if query else path
@@ -440,6 +446,23 @@ class ServerCatalog:
             )
             out += result
         return out
+
+    def lease_rids(self, ids: Sequence[str]) -> list[str]:
+        """Reserve one RID per id in ERMrest's ``public:ERMrest_RID_Lease`` (one request), in order.
+
+        A row inserted later with a leased RID (``insert(..., with_rid=True)``) has the RID its
+        lease row has, and the lease row's ``ID`` keeps what the caller wrote there; a repeated
+        insert with the same RID is refused as a duplicate key, so a caller that finds its lease
+        again inserts a row at most once."""
+        if not ids:
+            return []
+        body = [{"ID": i} for i in ids]
+        rows = self._call(
+            "reserving RIDs",
+            lambda: self._ermrest.post("/entity/public:ERMrest_RID_Lease", json=body).json(),
+        )
+        by_id = {str(r["ID"]): str(r["RID"]) for r in rows}
+        return [by_id[i] for i in ids]
 
     def update(
         self,

@@ -64,6 +64,11 @@ def init_catalog(catalog: CatalogPort, ml_schema: str = ddl.ML_SCHEMA) -> list[s
         # it when a run first writes to it, so a store's layout stays what its format version says
         # until then (the format migrations compare layouts; see catalog/_migrations.py).
         done += ensure_index(catalog, ml_schema, create=not catalog.creates_on_demand)
+        if not catalog.creates_on_demand:  # a server: where pushes record where rows came from
+            have = catalog.refresh_model().schemas[ddl.INDEX_SCHEMA].tables
+            if ddl.PUSH_ORIGIN_TABLE not in have:
+                catalog.create_tables(ddl.INDEX_SCHEMA, [ddl.push_origin_table()])
+                done.append(f"created table {ddl.INDEX_SCHEMA}:{ddl.PUSH_ORIGIN_TABLE}")
         model = catalog.refresh_model()
         if ddl.replaces_catalog_annotations(model.doc.get("annotations") or {}):
             wanted_catalog = ddl.catalog_annotations(catalog.catalog_id, model)

@@ -14,6 +14,8 @@
                                                           environment differences
     pytest-deriva notebook run NOTEBOOK.ipynb [OVERRIDES...] [--multirun] [--kernel K]
                                                           a notebook as a tracked run (or a sweep)
+    pytest-deriva push https://<host>/ermrest/catalog/<id> [RID ...] [--catalog FOLDER] [--include-running]
+                                                          copy runs recorded offline to a server, once
 
 ``runs``, ``show`` and ``compare`` print a table, or ``--json`` / ``--csv``; they read the catalog
 named by ``--catalog``, else ``DERIVA_CATALOG``, else ``.deriva`` at the project root.
@@ -89,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     from pytest_deriva.tools.notebook import add_arguments
 
     add_arguments(nb_actions.add_parser("run", help="execute a notebook (or --multirun a sweep of it) and record it"))
+    push = commands.add_parser(
+        "push", help="copy runs of an embedded catalog to a DERIVA server catalog (each run once)"
+    )
+    push.add_argument("url", metavar="https://HOST/ermrest/catalog/ID", help="the server catalog")
+    push.add_argument(
+        "rids", nargs="*", metavar="RID", help="these executions and their children (default: all not pushed)"
+    )
+    push.add_argument("--catalog", metavar="FOLDER", help="the embedded catalog (default as for runs)")
+    push.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
+    push.add_argument(
+        "--include-running", action="store_true", help="also runs not finished or with files not uploaded"
+    )
     for p in (runs, show, compare, ui, again):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -159,6 +173,27 @@ def _ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> None:
+    from pytest_deriva.execution.push import push
+    from pytest_deriva.tools.runs import catalog_location
+
+    folder, _ = catalog_location(args.catalog)
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    result = push(
+        folder,
+        args.url,
+        args.rids,
+        include_running=args.include_running,
+        credential=args.credential,
+        progress=progress,
+    )
+    for line in result.lines(terms=False):  # the terms were said as they were added
+        print(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["notebook", "run"]:  # overrides may come before and after options
@@ -168,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "ui":
         return _ui(args)
-    if args.command in ("runs", "show", "compare", "reproduce"):
+    if args.command in ("runs", "show", "compare", "reproduce", "push"):
         from pytest_deriva.tools.runs import UsageProblem
 
         try:
@@ -176,7 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from pytest_deriva.tools.reproduce import run
 
                 return run(args.rid, args.catalog, args.credential)
-            print(_look(args))
+            if args.command == "push":
+                _push(args)  # prints as it goes
+            else:
+                print(_look(args))
         except UsageProblem as e:
             print(f"pytest-deriva {args.command}: {e}", file=sys.stderr)
             return 2
