@@ -1,6 +1,6 @@
-# Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, compares the sweep,
-#                            then runs a notebook that plots it as a tracked run, and prints the command
-#                            that opens the web viewer)
+# Quick start:  make demo   (runs the example sweep with pytest --deriva-run, shows the record, runs a
+#                            notebook that plots it as a tracked run, compares the sweep, and prints the
+#                            command that opens the web viewer)
 #               make test   (runs the whole test suite, with the DERIVA server leg where it can start one)
 # Both create .venv and install what they need on first use.
 
@@ -21,10 +21,10 @@ demo: $(STAMP)
 	$(BIN)/python -m pytest --deriva-run examples/experiments -p no:randomly
 	$(BIN)/python examples/show_runs.py
 	$(BIN)/python examples/dataset_demo.py
+	$(BIN)/pytest-deriva notebook run examples/notebooks/digits_sweep_report.ipynb
 	$(BIN)/pytest-deriva runs --limit 5
 	$(BIN)/pytest-deriva compare --sort accuracy $$($(BIN)/pytest-deriva runs --limit 0 --json \
 	  | $(BIN)/python -c "import json, sys; print([r['RID'] for r in json.load(sys.stdin) if r['Kind'].startswith('sweep')][-1])")
-	$(BIN)/pytest-deriva notebook run examples/notebooks/digits_sweep_report.ipynb
 	@echo "see the runs in your browser: $(BIN)/pytest-deriva ui"
 
 # The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can
