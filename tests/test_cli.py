@@ -16,7 +16,7 @@ import pytest
 
 from pytest_deriva import DerivaML
 from pytest_deriva.cli import main
-from test_config_project import executions, isolated_hydra, subprocess_env, sweep_of, unique, write_project
+from test_config_project import executions, isolated_hydra, run_git, subprocess_env, sweep_of, unique, write_project
 
 DERIVA_RUN = Path(sys.executable).with_name("deriva-run")
 TIMEOUT = 120  # seconds for one subprocess run; a launcher that hangs fails the test, not the suite
@@ -246,3 +246,48 @@ def test_the_summary_shows_every_run_and_where_hydras_folders_went(cli: Cli) -> 
     [where] = [line for line in lines if line.startswith("Hydra's output folders: ")]
     assert Path(where.removeprefix("Hydra's output folders: ")).is_relative_to(cli.project / ".deriva" / "hydra")
     assert not (cli.project / "multirun").exists()
+
+
+def _metrics_file(ml: DerivaML, rid: str) -> dict[str, Any]:
+    """The metrics.json the tiny model wrote as an Execution_Asset of run ``rid``."""
+    [asset] = [
+        a
+        for a in ml.lookup_execution(rid).list_assets("Output")
+        if a.asset_table == "Execution_Asset" and a.filename == "metrics.json"
+    ]
+    return dict(json.loads(Path(ml.catalog.objects.get(asset.url, ml.cache_dir / rid / "metrics.json")).read_text()))
+
+
+def test_reproduce_reruns_a_deriva_run_child_at_its_commit(layout: Path, ml: DerivaML) -> None:
+    """``pytest-deriva reproduce`` of a multirun's child: deriva-run again at the recorded commit,
+    with the recorded config dir and name and that job's values only, into the same catalog."""
+    done = run(layout, "--config-dir", "configs", "-m", "model_config.epochs=1,3")
+    assert done.returncode == 0, done.stderr
+    _, children = sweep_of(ml)
+    original = children[1]["RID"]
+    assert _metrics_file(ml, original) == {"lr": 0.1, "epochs": 3, "loss": 0.1 / 3}
+    # The project moves on: the model's loss changes, committed. The reproduction runs the old code.
+    model = layout / "models" / "tiny.py"
+    model.write_text(model.read_text().replace('"loss": lr / epochs', '"loss": 2 * lr / epochs'))
+    run_git(layout, "commit", "-qam", "loss doubled")
+
+    again = subprocess.run(
+        [sys.executable, "-m", "pytest_deriva.tools.main", "reproduce", original],
+        cwd=layout,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=subprocess_env(),
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"reproducing {original} ([Job 1] Tiny model): models/tiny.py at commit" in again.stdout
+    assert "with deriva-run" in again.stdout
+    [new] = [r for r in ml.find_executions() if r.description == f"Reproduces {original}: [Job 1] Tiny model"]
+    assert new.status.value == "Completed"
+    assert new.parent is None  # a run of its own, not a child of the sweep
+    assert new.workflow is not None
+    assert new.workflow.checksum == ml.lookup_execution(original).workflow.checksum  # type: ignore[union-attr]
+    assert _metrics_file(ml, new.rid) == {"lr": 0.1, "epochs": 3, "loss": 0.1 / 3}
+    assert f"recorded {new.rid}: Completed" in again.stdout
+    assert len(run_git(layout, "worktree", "list").splitlines()) == 1  # the temporary worktree is gone

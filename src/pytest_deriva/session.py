@@ -895,23 +895,19 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def _metrics(result: Any, item: pytest.Item) -> dict[str, Any] | None:
-    if result is None:
+    from pytest_deriva.execution.outcome import METRICS_RETURNED, metrics_of
+
+    try:
+        return metrics_of(result)
+    except TypeError:
+        warnings.warn(
+            PytestDerivaWarning(
+                f"{item.nodeid} returned {type(result).__name__}; an experiment may return {METRICS_RETURNED}, "
+                "which is recorded. This value was not."
+            ),
+            stacklevel=1,
+        )
         return None
-    if isinstance(result, int | float) and not isinstance(result, bool):
-        return {"value": result}  # issue 11: a returned number is the run's metric "value"
-    if isinstance(result, Mapping) and all(isinstance(k, str) for k in result):
-        # Nested mappings are kept as they are in metrics.json and indexed flattened (per_class.0);
-        # values that are not numbers are indexed as text, NaN and infinities as null plus their text.
-        return dict(result)
-    warnings.warn(
-        PytestDerivaWarning(
-            f"{item.nodeid} returned {type(result).__name__}; an experiment may return a number (recorded as "
-            "the metric 'value') or a mapping of metrics (str -> number, text or nested mapping), which is "
-            "recorded. This value was not."
-        ),
-        stacklevel=1,
-    )
-    return None
 
 
 def _duration_of(exe: Execution | None) -> float | None:

@@ -41,7 +41,7 @@ from pytest_deriva.config.deriva_ml_config import DerivaMLConfig
 from pytest_deriva.config.loading import DEFAULT_DESCRIPTION, INJECTED, MODEL_GROUP, model_function, model_keywords
 from pytest_deriva.exceptions import DerivaMLConfigurationError, DerivaMLException
 from pytest_deriva.execution.configuration import ExecutionConfiguration
-from pytest_deriva.execution.outcome import Outcome, end_run
+from pytest_deriva.execution.outcome import Outcome, end_run, metrics_of
 from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
@@ -557,6 +557,7 @@ def run_model(
         sweep = None  # a dry run (DERIVA_ML_DRY_RUN) records no sweep
 
     execution.execution_start()
+    returned: Any = None
     try:
         if dry_run:
             if script_config is not None:
@@ -564,7 +565,7 @@ def run_model(
             else:
                 _logger.info("Dry run: the model is not called.")
         else:
-            run_callable(ml_instance=ml, execution=execution)
+            returned = run_callable(ml_instance=ml, execution=execution)
     except BaseException as e:
         # The execution ends Failed (or Aborted); what the model registered still uploads. The
         # message and traceback go into the record without the values of the model's secret
@@ -586,8 +587,16 @@ def run_model(
         if sweep is not None and not managed:
             sweep.refresh(ml)
     if not execution.dry_run:
+        try:
+            metrics = metrics_of(returned)
+        except TypeError as e:
+            _logger.warning("Execution %s %s; not recorded.", execution.execution_rid, e)
+            metrics = None
         uploaded = end_run(
-            execution, Outcome.completed(), timeout=(upload_timeout, upload_timeout), chunk_size=upload_chunk_size
+            execution,
+            Outcome.completed(metrics),
+            timeout=(upload_timeout, upload_timeout),
+            chunk_size=upload_chunk_size,
         )
         if sweep is not None and not managed:
             sweep.refresh(ml)

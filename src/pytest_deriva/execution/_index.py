@@ -84,7 +84,8 @@ def metric_rows(metrics: Mapping[str, Any]) -> dict[str, tuple[float | None, str
     return rows
 
 
-def _yaml(data: bytes) -> Any:
+def read_yaml(data: bytes) -> Any:
+    """A YAML file's document, or None when it is not YAML."""
     yaml = importlib.import_module("yaml")  # a dependency of hydra; imported on use (no stubs)
     try:
         return yaml.safe_load(data.decode("utf-8", "replace"))
@@ -98,18 +99,18 @@ def parameters_from_files(files: Mapping[str, bytes]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, data in files.items():
         if _CONFIG.match(name):
-            config = _yaml(data)
+            config = read_yaml(data)
             if isinstance(config, Mapping):
                 params.update(flatten(config))
     if params:
         return params
     for name, data in files.items():
         if _OVERRIDES.match(name):
-            overrides = _yaml(data)
+            overrides = read_yaml(data)
             for item in overrides if isinstance(overrides, list) else []:
                 key, sep, text = str(item).partition("=")
                 if sep:
-                    parsed = _yaml(text.encode())
+                    parsed = read_yaml(text.encode())
                     params[key.lstrip("+~")] = parsed if parsed is not None or text == "null" else text
     return params
 

@@ -61,6 +61,26 @@ class Outcome:
         return cls(Status.aborted, f"Interrupted: {what}")
 
 
+#: What a run may return to have it recorded as its metrics (said when it returned something else).
+METRICS_RETURNED = (
+    "a number (recorded as the metric 'value') or a mapping of metrics (str -> number, text or nested mapping)"
+)
+
+
+def metrics_of(result: Any) -> dict[str, Any] | None:
+    """What a run returned, as its metrics: a number is the metric ``value``, a mapping of names is
+    kept as it is (nested mappings are indexed flattened, ``per_class.0``; values that are not
+    numbers as text, NaN and infinities as null plus their text); None for None. Anything else
+    raises ``TypeError`` (the caller says it was not recorded)."""
+    if result is None:
+        return None
+    if isinstance(result, int | float) and not isinstance(result, bool):
+        return {"value": result}
+    if isinstance(result, Mapping) and all(isinstance(k, str) for k in result):
+        return dict(result)
+    raise TypeError(f"returned {type(result).__name__}; a run may return {METRICS_RETURNED}")
+
+
 def end_run(
     execution: Execution,
     outcome: Outcome,

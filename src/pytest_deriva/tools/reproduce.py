@@ -1,13 +1,18 @@
 """``pytest-deriva reproduce RID``: run a recorded experiment again, from its recorded code.
 
 The recorded workflow's commit is checked out into a temporary git worktree of the repository
-the command runs in; pytest runs the experiment there (``--deriva-reproduce RID``: the collected
-run with the recorded description and parameters, its inputs as its marker declares them at
-that commit), into the same catalog, as a new execution described ``Reproduces RID: ...``. Then
-the metrics of the two runs and their environment snapshots are compared.
+the command runs in, and the run is made again there, into the same catalog, as a new execution
+described ``Reproduces RID: ...``:
 
-Runs recorded by ``run_model`` / ``deriva-run`` (Hydra) are not reproduced yet: the command
-says so.
+- a run pytest recorded: pytest runs the experiment (``--deriva-reproduce RID``: the collected
+  run with the recorded description and parameters, its inputs as its marker declares them at
+  that commit);
+- a run ``deriva-run`` recorded (Hydra): ``deriva-run`` runs again with the recorded
+  ``--config-dir`` and ``--config-name`` (from the run's command line in ``configuration.json``)
+  and the job's own overrides (``hydra.overrides.task`` of its ``hydra-*-hydra.yaml``: for a child
+  of a multirun, its values only), from the folder it was started in.
+
+Then the metrics of the two runs and their environment snapshots are compared.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_deriva._rid import rid_order
 from pytest_deriva.exceptions import DerivaMLException
-from pytest_deriva.execution._index import flatten, metadata_files, read_metrics
+from pytest_deriva.execution._index import flatten, metadata_files, read_metrics, read_yaml
 from pytest_deriva.execution.workflow import recorded_commit
 from pytest_deriva.resume import REPRODUCES
 from pytest_deriva.tools.runs import UsageProblem, catalog_location
@@ -37,6 +42,7 @@ __all__ = ["environment_differences", "metric_differences", "reproduce"]
 
 _SNAPSHOT = re.compile(r"^environment_snapshot_.*\.txt$")
 _CONFIGURATION = re.compile(r"^configuration\.json$")
+_HYDRA = re.compile(r"^hydra-.*-hydra\.yaml$")
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,18 +85,56 @@ def metric_differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> l
     return rows
 
 
-def _was_pytest(ml: DerivaML, rid: str) -> bool:
-    """Whether pytest recorded the run (its command line), not run_model / deriva-run."""
-    argv: list[str] = []
+def _argv(ml: DerivaML, rid: str) -> list[str]:
+    """The command line of the process that recorded the run (secret values shown as ``***``)."""
     for data in metadata_files(ml, [rid], _CONFIGURATION).get(rid, {}).values():
         try:
-            argv = list(json.loads(data).get("argv") or [])
+            return [str(a) for a in json.loads(data).get("argv") or []]
         except (ValueError, AttributeError, TypeError):
             continue
+    return []
+
+
+def _was_pytest(argv: list[str]) -> bool:
+    """Whether pytest recorded the run (its command line), not run_model / deriva-run."""
     if not argv or "--deriva-run" in argv:
         return True
     first = Path(argv[0])
     return first.name in ("pytest", "py.test") or first.parent.name == "pytest"
+
+
+def _hydra_command(ml: DerivaML, rid: str, argv: list[str], location: str) -> tuple[list[str], Path | None]:
+    """The ``deriva-run`` command that makes run ``rid`` again, and the folder it was started in."""
+    from pytest_deriva.cli import _parser
+    from pytest_deriva.config._overrides import quote
+    from pytest_deriva.resume import REPRODUCES
+
+    files = metadata_files(ml, [rid], _HYDRA).get(rid, {})
+    if not files:
+        raise UsageProblem(
+            f"execution {rid} has no hydra-*-hydra.yaml: it was not recorded by deriva-run / run_model under Hydra, "
+            "so its configuration cannot be replayed."
+        )
+    document = read_yaml(next(iter(files.values())))
+    hydra = (document.get("hydra") if isinstance(document, dict) else None) or {}
+    task = [str(t) for t in (hydra.get("overrides") or {}).get("task") or []]
+    task = [t for t in task if t.lstrip("+").split("=", 1)[0] not in ("deriva_ml.catalog", "description")]
+    hidden = [t for t in task if "***" in t]
+    if hidden:
+        raise UsageProblem(
+            f"execution {rid} was run with secret values, which were never recorded ({', '.join(hidden)}); "
+            "run deriva-run again yourself with those values."
+        )
+    options, _ = _parser().parse_known_args(argv[1:])
+    record = ml.lookup_execution(rid)
+    description = REPRODUCES.format(rid=rid, description=record.description or "")
+    command = [sys.executable, "-m", "pytest_deriva.cli"]
+    if options.config_dir is not None:
+        command += ["--config-dir", str(options.config_dir)]
+    command += ["--config-name", str(options.config_name), "--catalog", location, *task]
+    command.append(f"++description={quote(description)}")
+    started = (hydra.get("runtime") or {}).get("cwd")
+    return command, Path(started) if started else None
 
 
 def reproduce(
@@ -102,7 +146,7 @@ def reproduce(
     echo: Callable[[str], None] = print,
 ) -> int:
     """Run execution ``rid`` again from its recorded commit; print how the new run differs.
-    Returns pytest's exit status."""
+    Returns the exit status of the pytest or deriva-run that ran it."""
     record = ml.lookup_execution(rid)
     workflow = record.workflow
     found = recorded_commit(workflow.url if workflow else None)
@@ -110,11 +154,8 @@ def reproduce(
         raise UsageProblem(
             f"execution {rid} names no code at a git commit (workflow URL {workflow and workflow.url!r})."
         )
-    if not _was_pytest(ml, rid):
-        raise UsageProblem(
-            f"execution {rid} was recorded by run_model / deriva-run; reproducing those is not supported yet. "
-            "Run deriva-run again with the overrides in its hydra config files."
-        )
+    argv = _argv(ml, rid)
+    hydra_command = None if _was_pytest(argv) else _hydra_command(ml, rid, argv, location)
     commit, relpath = found
     top = _git(cwd, "rev-parse", "--show-toplevel")
     if top.returncode != 0:
@@ -133,28 +174,31 @@ def reproduce(
     if added.returncode != 0:
         shutil.rmtree(parent, ignore_errors=True)
         raise DerivaMLException(f"cannot check out commit {commit} into a worktree: {added.stderr.strip()}")
-    echo(f"reproducing {rid} ({record.description}): {relpath} at commit {commit[:12]}, in {tree}")
+    how = "deriva-run" if hydra_command is not None else "pytest"
+    echo(f"reproducing {rid} ({record.description}): {relpath} at commit {commit[:12]}, with {how}, in {tree}")
     env = {**os.environ}
     if credential:
         env["DERIVA_CREDENTIAL_FILE"] = credential
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--deriva-run",
+        relpath,
+        f"--deriva-catalog={location}",
+        f"--deriva-reproduce={rid}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    where = tree
+    if hydra_command is not None:
+        command, started = hydra_command
+        # The folder deriva-run was started in, at the same place in the worktree (else its top).
+        if started is not None and started.is_relative_to(repo) and (tree / started.relative_to(repo)).is_dir():
+            where = tree / started.relative_to(repo)
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "--deriva-run",
-                relpath,
-                f"--deriva-catalog={location}",
-                f"--deriva-reproduce={rid}",
-                "-p",
-                "no:cacheprovider",
-                "-q",
-            ],
-            cwd=tree,
-            env=env,
-            check=False,
-        )
+        done = subprocess.run(command, cwd=where, env=env, check=False)
     finally:
         _git(repo, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(parent, ignore_errors=True)
@@ -162,7 +206,7 @@ def reproduce(
     rows = ml.catalog.select(ml.ml_schema, "Execution", columns=["RID", "Description"])
     new = sorted((r["RID"] for r in rows if str(r["Description"] or "").startswith(prefix)), key=rid_order)
     if not new:
-        echo(f"no reproduction of {rid} was recorded (pytest exit status {done.returncode})")
+        echo(f"no reproduction of {rid} was recorded ({how} exit status {done.returncode})")
         return done.returncode or 1
     again = ml.lookup_execution(new[-1])
     echo(f"recorded {again.rid}: {again.status.value} ({again.status_detail})")
