@@ -205,6 +205,27 @@ def test_skip_completed_reuses_runs_done_with_the_same_code_and_parameters(pytes
     result.assert_outcomes(passed=4, skipped=1)  # experiment_other did not change
 
 
+def test_skip_completed_on_a_server(pytester: pytest.Pytester, server_login, server_catalog_url) -> None:
+    """The run cache reads the server's run index: a second session skips every completed run
+    and nests the earlier runs under its new parent."""
+    root = make_project(pytester, {"experiment_flaky.py": FLAKY})
+    (root / "fixed").write_text("")
+    where = f"--deriva-catalog={server_catalog_url}"
+    pytester.runpytest("--deriva-run", "-p", "no:randomly", where).assert_outcomes(passed=4)
+    result = pytester.runpytest("--deriva-run", "-p", "no:randomly", where, "--deriva-skip-completed", "-rs")
+    result.assert_outcomes(skipped=4)
+    ml = DerivaML(server_catalog_url, working_dir=root / ".work")
+    try:
+        parents = [r.rid for r in ml.find_executions() if r.description == "Flaky sweep"]
+        assert len(parents) == 2, parents
+        first, second = (attempts_by_sequence(ml, p) for p in parents)
+        assert {seq: t[0][0] for seq, t in second.items()} == {seq: t[0][0] for seq, t in first.items()}
+        assert len(ml.find_executions()) == 2 + 4  # two parents, the four runs made once
+        assert ml.lookup_execution(parents[1]).status_detail == "4 of 4 completed"
+    finally:
+        ml.catalog.close()
+
+
 READS = """
 import os
 
