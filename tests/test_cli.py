@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,8 @@ def test_the_summary_shows_every_run_and_where_hydras_folders_went(cli: Cli) -> 
     assert "Completed" in row, row
     [where] = [line for line in lines if line.startswith("Hydra's output folders: ")]
     folder = Path(where.removeprefix("Hydra's output folders: "))
-    assert folder.is_relative_to(cli.project / ".deriva" / "hydra" / "outputs"), folder
+    assert folder.is_relative_to(Path(tempfile.gettempdir()) / "deriva-run"), folder
+    assert folder.parent.parent.name == "outputs", folder
     assert (folder / ".hydra" / "config.yaml").is_file()
     assert not (cli.project / "outputs").exists()
 
@@ -244,7 +246,7 @@ def test_the_summary_shows_every_run_and_where_hydras_folders_went(cli: Cli) -> 
     assert failed[0].split()[:3] == ["1", children[1]["RID"], "model_config.epochs=2"], failed
     assert "Failed: RuntimeError: epochs=2 diverged" in failed[0]
     [where] = [line for line in lines if line.startswith("Hydra's output folders: ")]
-    assert Path(where.removeprefix("Hydra's output folders: ")).is_relative_to(cli.project / ".deriva" / "hydra")
+    assert Path(where.removeprefix("Hydra's output folders: ")).parent.parent.name == "multirun", where
     assert not (cli.project / "multirun").exists()
 
 

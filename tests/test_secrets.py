@@ -615,7 +615,11 @@ def test_deriva_run_secrets_are_stored_nowhere(project: Path, multirun: bool) ->
         statuses = [r["Status"] for r in ml.catalog.select("deriva-ml", "Execution")]
         assert statuses, "nothing was recorded"
         assert set(statuses) == {"Completed"}, statuses
-    # Hydra's own files in the run folders are the user's: left as they were.
-    assert any(SECRET in p.read_text() for p in project.rglob(".hydra/overrides.yaml"))
+    # Hydra's own files in the run folders (out of the project and the catalog, named in the
+    # summary) are the user's: left as they were.
+    [where] = [line for line in done.stdout.splitlines() if line.startswith("Hydra's output folders: ")]
+    folder = Path(where.removeprefix("Hydra's output folders: "))
+    assert not folder.is_relative_to(project), folder
+    assert any(SECRET in p.read_text() for p in folder.rglob(".hydra/overrides.yaml"))
     printed = [] if multirun else [done.stdout, done.stderr]  # Hydra itself prints a sweep's overrides
     assert_nowhere(SECRET, project / ".deriva", *printed)

@@ -376,7 +376,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
     if _key_value([*overrides, *extra], "dry_run") is True:
         env["DERIVA_ML_DRY_RUN"] = "true"  # a dry run does not refuse an uncommitted model file
 
-    outputs = _outputs_root(args.catalog, overrides)
+    outputs = _outputs_root(overrides)
     if outputs is not None:
         # Hydra's own default (outputs/, multirun/ in the current folder) would land in the git tree.
         # The folder quoted as it is, then Hydra's own ${now:...} layout (a quoted value interpolates).
@@ -409,21 +409,19 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[
     return status
 
 
-def _outputs_root(catalog: str | None, overrides: Sequence[str]) -> Path | None:
-    """Where Hydra's ``outputs/`` and ``multirun/`` folders go, out of the user's git tree: the
-    embedded catalog's folder (``--catalog FOLDER``, else ``.deriva`` of the project when it is
-    one), else the system temp folder; None when the command line sets them itself."""
-    from pytest_deriva.catalog.embedded import is_embedded_catalog
+def _outputs_root(overrides: Sequence[str]) -> Path | None:
+    """Where Hydra's ``outputs/`` and ``multirun/`` folders go, out of the user's git tree and out
+    of the catalog's folder (they hold the values as typed, secrets too): a folder of this project
+    in the system temp folder; None when the command line sets them itself."""
+    import hashlib
+
     from pytest_deriva.ml.deriva_ml import find_project_root
 
     if any(o.lstrip("+").split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides):
         return None
-    if catalog and "://" not in catalog:
-        return Path(catalog).expanduser().absolute() / "hydra"
-    default = find_project_root(Path.cwd()) / ".deriva"
-    if is_embedded_catalog(default):
-        return default / "hydra"
-    return Path(tempfile.gettempdir()) / "deriva-run" / find_project_root(Path.cwd()).name
+    root = find_project_root(Path.cwd())
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]  # two projects of one name stay apart
+    return Path(tempfile.gettempdir()) / "deriva-run" / f"{root.name}-{tag}"
 
 
 def _summary(log: Path) -> None:
