@@ -28,9 +28,10 @@ demo: $(STAMP)
 	@echo "see the runs in your browser: $(BIN)/pytest-deriva ui"
 
 # The whole suite; the server leg runs against the local DERIVA server when .ci/with-server can
-# start it (root, with ../shared/deriva-server beside the checkout), and skips otherwise.
+# start it (root, with ../shared/deriva-server beside the checkout), and skips otherwise; one
+# pytest-xdist worker per core.
 test: $(STAMP)
-	.ci/with-server $(BIN)/python -m pytest
+	.ci/with-server $(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
