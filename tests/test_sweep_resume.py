@@ -207,21 +207,26 @@ def test_skip_completed_reuses_runs_done_with_the_same_code_and_parameters(pytes
 
 def test_skip_completed_on_a_server(pytester: pytest.Pytester, server_login, server_catalog_url) -> None:
     """The run cache reads the server's run index: a second session skips every completed run
-    and nests the earlier runs under its new parent."""
+    and nests the earlier runs under its new parent. (The catalog is shared with other tests:
+    only the runs this test made are looked at.)"""
     root = make_project(pytester, {"experiment_flaky.py": FLAKY})
     (root / "fixed").write_text("")
     where = f"--deriva-catalog={server_catalog_url}"
-    pytester.runpytest("--deriva-run", "-p", "no:randomly", where).assert_outcomes(passed=4)
-    result = pytester.runpytest("--deriva-run", "-p", "no:randomly", where, "--deriva-skip-completed", "-rs")
-    result.assert_outcomes(skipped=4)
     ml = DerivaML(server_catalog_url, working_dir=root / ".work")
     try:
-        parents = [r.rid for r in ml.find_executions() if r.description == "Flaky sweep"]
-        assert len(parents) == 2, parents
-        first, second = (attempts_by_sequence(ml, p) for p in parents)
-        assert {seq: t[0][0] for seq, t in second.items()} == {seq: t[0][0] for seq, t in first.items()}
-        assert len(ml.find_executions()) == 2 + 4  # two parents, the four runs made once
-        assert ml.lookup_execution(parents[1]).status_detail == "4 of 4 completed"
+        before = {r.rid for r in ml.find_executions()}
+        pytester.runpytest("--deriva-run", "-p", "no:randomly", where).assert_outcomes(passed=4)
+        made = [r for r in ml.find_executions() if r.rid not in before]
+        [first] = [r.rid for r in made if r.description == "Flaky sweep"]
+        assert len(made) == 1 + 4
+        result = pytester.runpytest("--deriva-run", "-p", "no:randomly", where, "--deriva-skip-completed", "-rs")
+        result.assert_outcomes(skipped=4)
+        made = [r for r in ml.find_executions() if r.rid not in before]
+        assert len(made) == 2 + 4  # a second parent; the four runs made once
+        [second] = [r.rid for r in made if r.description == "Flaky sweep" and r.rid != first]
+        old, new = attempts_by_sequence(ml, first), attempts_by_sequence(ml, second)
+        assert {seq: t[0][0] for seq, t in new.items()} == {seq: t[0][0] for seq, t in old.items()}
+        assert ml.lookup_execution(second).status_detail == "4 of 4 completed"
     finally:
         ml.catalog.close()
 
