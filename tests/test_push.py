@@ -385,6 +385,52 @@ def test_a_push_of_datasets_and_features_killed_anywhere_completes_once(
         server.catalog.close()
 
 
+def test_a_pinned_server_dataset_is_read_offline_and_the_push_links_to_it(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        domain(server)
+        subjects = server.insert_records("Subject", [{"Name": "a"}, {"Name": "b"}])
+        dataset = server.create_dataset(dataset_types=["Training"], description="on the server")
+        dataset.add_dataset_members({"Subject": [subjects[0]["RID"]]})
+        version = str(dataset.current_version)
+        dataset.add_dataset_members({"Subject": [subjects[1]["RID"]]})  # a later version: not the pinned one
+        store = Path(ml.catalog.uri)
+        assert pytest_deriva_main(["pin", target, f"{dataset.dataset_rid}@{version}", "--catalog", str(store)]) == 0
+        out = capsys.readouterr().out
+        assert f"pinned dataset {dataset.dataset_rid} version {version} (1 Subject" in out
+        assert "bag downloaded" in out
+        [local] = [d.dataset_rid for d in ml.find_datasets()]
+        assert f"DatasetSpec(rid={local!r}, version={version!r})" in out
+        # Again: the same local dataset, nothing fetched.
+        assert pytest_deriva_main(["pin", target, f"{dataset.dataset_rid}@{version}", "--catalog", str(store)]) == 0
+        assert "bag already cached" in capsys.readouterr().out
+        assert len(ml.find_datasets()) == 1
+        # Offline: the run reads the server's bag from the cache.
+        exe = _execution(ml, project, "offline", datasets=[DatasetSpec(rid=local, version=version)])
+        with exe.execute() as e:
+            [bag] = e.datasets
+            assert bag.from_cache
+            assert bag.rid == dataset.dataset_rid
+            assert [r["Name"] for r in bag.list_dataset_members()["Subject"]] == ["a"]
+        exe.upload_execution_outputs()
+        before = counts(target)
+        result = push(store, target)
+        there = result.executions[exe.execution_rid]
+        links = server.catalog.select(ML, "Dataset_Execution", {"Execution": there})
+        assert [r["Dataset"] for r in links] == [dataset.dataset_rid]
+        after = counts(target)
+        for table in ("Dataset", "Dataset_Version", "Dataset_Subject", "Domain:Subject"):
+            name = table if ":" in table else f"{ML}:{table}"
+            assert after[name] == before[name], table
+        assert push(store, target).requests == 0
+    finally:
+        server.catalog.close()
+    assert pytest_deriva_main(["pin", target, "9-ZZZZ", "--catalog", str(store)]) == 1
+    assert "9-ZZZZ" in capsys.readouterr().err
+
+
 def test_runs_with_rows_push_does_not_copy_are_refused_not_dropped(ml: DerivaML, project: Path, target: str) -> None:
     from pytest_deriva.catalog import schema as ddl
 
