@@ -429,6 +429,42 @@ def test_a_pinned_server_dataset_is_read_offline_and_the_push_links_to_it(
         server.catalog.close()
     assert pytest_deriva_main(["pin", target, "9-ZZZZ", "--catalog", str(store)]) == 1
     assert "9-ZZZZ" in capsys.readouterr().err
+    assert pytest_deriva_main(["pin", "nowhere", "1-AB", "--catalog", str(store)]) == 1
+    assert "'nowhere' is not a server catalog; pin from https://" in capsys.readouterr().err
+
+
+def test_files_that_name_rows_and_feature_values_with_files_are_pushed_with_them(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path
+) -> None:
+    def tables(m: DerivaML) -> None:
+        m.create_table("Subject", [column("Name", "text")])
+        m.create_asset("Scan", referenced_tables=["Subject"])
+        m.create_feature("Subject", "Marked", assets=["Scan"])
+
+    tables(ml)
+    (subject,) = ml.insert_records("Subject", [{"Name": "s"}])
+    exe = _execution(ml, project, "scanning")
+    Marked = ml.feature_record_class("Subject", "Marked")
+    with exe.execute() as e:
+        scan = e.asset_file_path("Scan", "scan.txt", Subject=subject["RID"])
+        scan.write_text("scan of s")
+        e.add_features([Marked(Subject=subject["RID"], Scan=scan)])
+    exe.upload_execution_outputs()
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        tables(server)
+        result = push(Path(ml.catalog.uri), target)
+        assert list(result.executions) == [exe.execution_rid]
+        [value] = server.list_feature_values("Subject", "Marked")
+        assert value.Execution == result.executions[exe.execution_rid]
+        [row] = server.catalog.select("Domain", "Scan", {"RID": value.Scan})
+        [named] = server.catalog.select("Domain", "Subject", {"RID": row["Subject"]})
+        assert named["Name"] == "s"
+        assert value.Subject == row["Subject"]
+        assert server.catalog.objects.get(row["URL"], tmp_path / "scan.txt").read_text() == "scan of s"
+        assert counts(target)["Domain:Subject"] == 1
+    finally:
+        server.catalog.close()
 
 
 def test_runs_with_rows_push_does_not_copy_are_refused_not_dropped(ml: DerivaML, project: Path, target: str) -> None:

@@ -171,6 +171,21 @@ def pushed_from(target: ServerCatalog, rid: str) -> str | None:
     return f"{rows[0]['Source']} {rows[0]['Source_RID']}" if rows else None
 
 
+def check_locations(source: str | Path, url: str, verb: str) -> Path:
+    """The embedded store's folder, after checking it is one and ``url`` names a server catalog."""
+    from pytest_deriva.catalog import is_embedded_catalog, is_server_location
+
+    if not is_server_location(url):
+        raise PushRefused(f"{url!r} is not a server catalog; {verb} https://<host>/ermrest/catalog/<id>.")
+    folder = Path(source)
+    if not is_embedded_catalog(folder):
+        raise PushRefused(
+            f"No embedded catalog at {folder}: name the folder runs were recorded in with --catalog "
+            "(default .deriva at the project root)."
+        )
+    return folder
+
+
 def push(
     source: str | Path,
     url: str,
@@ -183,16 +198,9 @@ def push(
     """Push the executions ``rids`` (default: all not pushed yet) of the embedded store at
     ``source`` to the server catalog ``url``; see the module docstring."""
     from pytest_deriva._locks import file_lock
-    from pytest_deriva.catalog import connect, is_embedded_catalog, is_server_location
+    from pytest_deriva.catalog import connect
 
-    if not is_server_location(url):
-        raise PushRefused(f"{url!r} is not a server catalog; push to https://<host>/ermrest/catalog/<id>.")
-    folder = Path(source)
-    if not is_embedded_catalog(folder):
-        raise PushRefused(
-            f"No embedded catalog at {folder}: name the folder runs were recorded in with --catalog "
-            "(default .deriva at the project root)."
-        )
+    folder = check_locations(source, url, "push to")
     src = connect(folder, create=False)
     try:
         (folder / "work").mkdir(exist_ok=True)

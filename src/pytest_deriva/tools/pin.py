@@ -27,7 +27,7 @@ from typing import Any
 from pytest_deriva.catalog import schema as ddl
 from pytest_deriva.dataset.spec import DatasetSpec
 from pytest_deriva.dataset.version import DatasetVersion
-from pytest_deriva.execution.push import PushRefused, target_id
+from pytest_deriva.execution.push import target_id
 from pytest_deriva.ml.deriva_ml import DerivaML
 
 __all__ = ["Pinned", "pin"]
@@ -58,17 +58,9 @@ class Pinned:
 def pin(source: str | Path, url: str, rid: str, version: str | None = None, *, credential: Any = None) -> Pinned:
     """Pin dataset ``rid`` at ``version`` (default: its current one) of server catalog ``url`` in
     the embedded store at ``source``; see the module docstring."""
-    from pytest_deriva.catalog import is_embedded_catalog, is_server_location
-    from pytest_deriva.execution.push import pushed
+    from pytest_deriva.execution.push import check_locations, pushed
 
-    if not is_server_location(url):
-        raise PushRefused(f"{url!r} is not a server catalog; pin from https://<host>/ermrest/catalog/<id>.")
-    folder = Path(source)
-    if not is_embedded_catalog(folder):
-        raise PushRefused(
-            f"No embedded catalog at {folder}: name the folder runs are recorded in with --catalog "
-            "(default .deriva at the project root; 'pytest --deriva-run' makes it)."
-        )
+    folder = check_locations(source, url, "pin from")
     local = DerivaML(folder)
     try:
         with tempfile.TemporaryDirectory(dir=local.cache_dir, prefix=".pin-") as tmp:
