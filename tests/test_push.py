@@ -24,7 +24,7 @@ import pytest_deriva.sweep  # noqa: F401
 from _plugin_helpers import GRID, catalog, git, make_project
 from conftest import ServerKit
 from pytest_deriva import DatasetSpec, DerivaML, ExecutionConfiguration
-from pytest_deriva._faults import PUSH_POINTS
+from pytest_deriva._faults import DATA_PUSH_POINTS, PUSH_POINTS
 from pytest_deriva.catalog.schema import column
 from pytest_deriva.catalog.server import ServerCatalog
 from pytest_deriva.exceptions import DerivaMLReadOnlyError
@@ -60,7 +60,7 @@ def counts(url: str) -> dict[str, int]:
         return {
             t.qualified_name: len(cat.select(t.schema.name, t.name, columns=["RID"]))
             for t in model.tables()
-            if t.schema.name in (ML, "pytest-deriva")
+            if t.schema.name not in ("public", "WWW")
         }
     finally:
         cat.close()
@@ -252,31 +252,240 @@ def test_runs_not_finished_are_pushed_only_when_asked(ml: DerivaML, project: Pat
         server.catalog.close()
 
 
-def test_runs_with_datasets_or_features_are_refused_not_dropped(ml: DerivaML, project: Path, target: str) -> None:
+def domain(ml: DerivaML) -> None:
+    """The tables the data runs use (made with the same calls here and on the server)."""
     ml.create_vocabulary("Grade")
-    ml.add_term("Grade", "Good", "good")
     ml.create_table("Subject", [column("Name", "text")])
     ml.create_feature("Subject", "Quality", terms=["Grade"])
-    (subject,) = ml.insert_records("Subject", [{"Name": "s"}])
-    exe = _execution(ml, project, "grading")
+    ml.add_dataset_element_type("Subject")
+
+
+def record_data_runs(ml: DerivaML, project: Path) -> dict[str, Any]:
+    """Runs with datasets and features: a dataset of two versions (a nested dataset, subjects
+    added between them) read at its first version by a run that grades subjects, and a dataset
+    that run made."""
+    domain(ml)
+    ml.add_term("Grade", "Good", "good")
+    ml.add_term("Grade", "Poor", "poor")
+    s1, s2, s3 = ml.insert_records("Subject", [{"Name": "s1"}, {"Name": "s2"}, {"Name": "s3"}])
+    child = ml.create_dataset(dataset_types=["Training"], description="child")
+    child.add_dataset_members({"Subject": [s1["RID"]]})
+    parent = ml.create_dataset(dataset_types=["Complete"], description="parent")
+    parent.add_dataset_members({"Dataset": [child.dataset_rid], "Subject": [s2["RID"]]})
+    first = str(parent.current_version)
+    parent.add_dataset_members({"Subject": [s3["RID"]]})
+    exe = _execution(ml, project, "grading", datasets=[DatasetSpec(rid=parent.dataset_rid, version=first)])
     Record = ml.feature_record_class("Subject", "Quality")
     with exe.execute() as e:
-        e.add_features([Record(Subject=subject["RID"], Grade="Good")])
+        e.add_features([Record(Subject=s1["RID"], Grade="Good"), Record(Subject=s3["RID"], Grade="Poor")])
+        made = e.create_dataset(dataset_types=["Testing"], description="made by the run")
+        ml.add_dataset_members(made.dataset_rid, {"Subject": [s3["RID"]]})
     exe.upload_execution_outputs()
-    dataset = ml.create_dataset(dataset_types=["Training"], description="one subject")
-    ml.add_dataset_element_type("Subject")
-    dataset.add_dataset_members({"Subject": [subject["RID"]]})
-    reads = _execution(
-        ml, project, "reads", datasets=[DatasetSpec(rid=dataset.dataset_rid, version=str(dataset.current_version))]
+    return {
+        "run": exe.execution_rid,
+        "parent": parent.dataset_rid,
+        "child": child.dataset_rid,
+        "made": made.dataset_rid,
+    }
+
+
+def dataset_record(ml: DerivaML, rid: str, ids: dict[str, str]) -> dict[str, Any]:
+    """A dataset as the API reads it, each version's members by name (nested datasets by description)."""
+    ds = ml.lookup_dataset(rid)
+    versions = {}
+    for h in ml.dataset_history(rid):
+        members = ml.list_dataset_members(rid, version=h.dataset_version)
+        versions[str(h.dataset_version)] = (
+            h.description,
+            ids.get(h.execution_rid or "", h.execution_rid),
+            sorted(r["Name"] for r in members["Subject"]),
+            sorted(r["Description"] for r in members["Dataset"]),
+        )
+    return {
+        "description": ds.description,
+        "types": sorted(ml._dataset_types_of(rid)),
+        "version": str(ml.dataset_version(rid)),
+        "versions": versions,
+    }
+
+
+def data_record(ml: DerivaML, run: str, ids: dict[str, str]) -> dict[str, Any]:
+    """A run's datasets (read and made) and feature values as the API reads them."""
+    record = ml.lookup_execution(run)
+    datasets = {d.description: dataset_record(ml, d.dataset_rid, ids) for d in ml.find_datasets()}
+    names = {r["RID"]: r["Name"] for r in ml.get_table_as_dict("Subject")}
+    values = sorted(
+        (names[v.Subject], v.Grade, ids.get(v.Execution or "", v.Execution))
+        for v in ml.list_feature_values("Subject", "Quality")
     )
-    with reads.execute():
-        pass
-    reads.upload_execution_outputs()
-    empty = counts(target)
-    with pytest.raises(PushRefused, match=r"Execution_Subject_Quality.*runs " + exe.execution_rid) as info:
+    linked = sorted(r["Dataset"] for r in ml.catalog.select(ML, "Dataset_Execution", {"Execution": run}))
+    return {
+        "status": record.status.value,
+        "datasets": datasets,
+        "linked": sorted(ml.lookup_dataset(d).description for d in linked),
+        "values": values,
+    }
+
+
+def test_a_run_with_datasets_and_features_is_pushed_with_them_once(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path
+) -> None:
+    rids = record_data_runs(ml, project)
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        domain(server)
+        result = push(Path(ml.catalog.uri), target)
+        assert list(result.executions) == [rids["run"]]
+        there = result.executions[rids["run"]]
+        original = data_record(ml, rids["run"], {rids["run"]: "the run"})
+        assert data_record(server, there, {there: "the run"}) == original
+        assert original["datasets"]["parent"]["versions"]["0.2.0"][2:] == (["s2"], ["child"])
+        assert original["linked"] == ["made by the run", "parent"]
+        mapping = pushed(ml.catalog, target)
+        cat = server.catalog
+        assert isinstance(cat, ServerCatalog)
+        assert pushed_from(cat, mapping[rids["parent"]]) == f"{ml.catalog.catalog_uuid} {rids['parent']}"
+        # Again: nothing sent; and a later version of a pushed dataset goes with the next run that reads it.
+        before = counts(target)
+        assert push(Path(ml.catalog.uri), target).requests == 0
+        assert counts(target) == before
+        ml.add_dataset_members(rids["child"], {"Subject": [ml.get_table_as_dict("Subject")[1]["RID"]]})
+        later = _execution(ml, project, "later", datasets=[DatasetSpec(rid=rids["child"])])
+        with later.execute():
+            pass
+        later.upload_execution_outputs()
         push(Path(ml.catalog.uri), target)
-    assert "Dataset_Execution" in str(info.value)
-    assert reads.execution_rid in str(info.value)
+        assert dataset_record(server, mapping[rids["child"]], {}) == dataset_record(ml, rids["child"], {})
+        assert counts(target)["Domain:Subject"] == 3
+    finally:
+        server.catalog.close()
+
+
+@pytest.mark.parametrize("point", DATA_PUSH_POINTS)
+def test_a_push_of_datasets_and_features_killed_anywhere_completes_once(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path, point: str
+) -> None:
+    rids = record_data_runs(ml, project)
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        domain(server)
+        store = Path(ml.catalog.uri)
+        killed = cli(store, target, crash=point)
+        assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+        done = cli(store, target)
+        assert done.returncode == 0, done.stderr
+        after = counts(target)
+        for table in ("Dataset", "Dataset_Version", "Dataset_Subject", "Dataset_Dataset", "Dataset_Execution"):
+            assert after[f"{ML}:{table}"] == len(ml.catalog.select(ML, table, columns=["RID"])), table
+        there = pushed(ml.catalog, target)[rids["run"]]
+        assert data_record(server, there, {there: "r"}) == data_record(ml, rids["run"], {rids["run"]: "r"})
+        assert "nothing to push" in cli(store, target).stdout
+        assert counts(target) == after
+    finally:
+        server.catalog.close()
+
+
+def test_a_pinned_server_dataset_is_read_offline_and_the_push_links_to_it(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        domain(server)
+        subjects = server.insert_records("Subject", [{"Name": "a"}, {"Name": "b"}])
+        dataset = server.create_dataset(dataset_types=["Training"], description="on the server")
+        dataset.add_dataset_members({"Subject": [subjects[0]["RID"]]})
+        version = str(dataset.current_version)
+        dataset.add_dataset_members({"Subject": [subjects[1]["RID"]]})  # a later version: not the pinned one
+        store = Path(ml.catalog.uri)
+        assert pytest_deriva_main(["pin", target, f"{dataset.dataset_rid}@{version}", "--catalog", str(store)]) == 0
+        out = capsys.readouterr().out
+        assert f"pinned dataset {dataset.dataset_rid} version {version} (1 Subject" in out
+        assert "bag downloaded" in out
+        [local] = [d.dataset_rid for d in ml.find_datasets()]
+        assert f"DatasetSpec(rid={local!r}, version={version!r})" in out
+        # Again: the same local dataset, nothing fetched.
+        assert pytest_deriva_main(["pin", target, f"{dataset.dataset_rid}@{version}", "--catalog", str(store)]) == 0
+        assert "bag already cached" in capsys.readouterr().out
+        assert len(ml.find_datasets()) == 1
+        # Offline: the run reads the server's bag from the cache.
+        exe = _execution(ml, project, "offline", datasets=[DatasetSpec(rid=local, version=version)])
+        with exe.execute() as e:
+            [bag] = e.datasets
+            assert bag.from_cache
+            assert bag.rid == dataset.dataset_rid
+            assert [r["Name"] for r in bag.list_dataset_members()["Subject"]] == ["a"]
+        exe.upload_execution_outputs()
+        before = counts(target)
+        result = push(store, target)
+        there = result.executions[exe.execution_rid]
+        links = server.catalog.select(ML, "Dataset_Execution", {"Execution": there})
+        assert [r["Dataset"] for r in links] == [dataset.dataset_rid]
+        after = counts(target)
+        for table in ("Dataset", "Dataset_Version", "Dataset_Subject", "Domain:Subject"):
+            name = table if ":" in table else f"{ML}:{table}"
+            assert after[name] == before[name], table
+        assert push(store, target).requests == 0
+    finally:
+        server.catalog.close()
+    assert pytest_deriva_main(["pin", target, "9-ZZZZ", "--catalog", str(store)]) == 1
+    assert "9-ZZZZ" in capsys.readouterr().err
+    assert pytest_deriva_main(["pin", "nowhere", "1-AB", "--catalog", str(store)]) == 1
+    assert "'nowhere' is not a server catalog; pin from https://" in capsys.readouterr().err
+
+
+def test_files_that_name_rows_and_feature_values_with_files_are_pushed_with_them(
+    ml: DerivaML, project: Path, target: str, tmp_path: Path
+) -> None:
+    def tables(m: DerivaML) -> None:
+        m.create_table("Subject", [column("Name", "text")])
+        m.create_asset("Scan", referenced_tables=["Subject"])
+        m.create_feature("Subject", "Marked", assets=["Scan"])
+
+    tables(ml)
+    (subject,) = ml.insert_records("Subject", [{"Name": "s"}])
+    exe = _execution(ml, project, "scanning")
+    Marked = ml.feature_record_class("Subject", "Marked")
+    with exe.execute() as e:
+        scan = e.asset_file_path("Scan", "scan.txt", Subject=subject["RID"])
+        scan.write_text("scan of s")
+        e.add_features([Marked(Subject=subject["RID"], Scan=scan)])
+    exe.upload_execution_outputs()
+    server = DerivaML(target, working_dir=tmp_path / "work")
+    try:
+        tables(server)
+        result = push(Path(ml.catalog.uri), target)
+        assert list(result.executions) == [exe.execution_rid]
+        [value] = server.list_feature_values("Subject", "Marked")
+        assert value.Execution == result.executions[exe.execution_rid]
+        [row] = server.catalog.select("Domain", "Scan", {"RID": value.Scan})
+        [named] = server.catalog.select("Domain", "Subject", {"RID": row["Subject"]})
+        assert named["Name"] == "s"
+        assert value.Subject == row["Subject"]
+        assert server.catalog.objects.get(row["URL"], tmp_path / "scan.txt").read_text() == "scan of s"
+        assert counts(target)["Domain:Subject"] == 1
+    finally:
+        server.catalog.close()
+
+
+def test_runs_with_rows_push_does_not_copy_are_refused_not_dropped(ml: DerivaML, project: Path, target: str) -> None:
+    from pytest_deriva.catalog import schema as ddl
+
+    ml.create_table("Note", [column("Text", "text")])
+    ml.catalog.create_table(
+        ml.default_schema,
+        ddl.association_table(
+            "Note_Execution", ("Note", ml.default_schema, "Note", "RID"), ("Execution", ML, "Execution", "RID")
+        ),
+    )
+    (note,) = ml.insert_records("Note", [{"Text": "n"}])
+    exe = _execution(ml, project, "notes")
+    with exe.execute():
+        pass
+    exe.upload_execution_outputs()
+    ml.insert_records("Note_Execution", [{"Note": note["RID"], "Execution": exe.execution_rid}])
+    empty = counts(target)
+    with pytest.raises(PushRefused, match=r"Note_Execution \(1 rows; runs " + exe.execution_rid):
+        push(Path(ml.catalog.uri), target)
     assert counts(target) == empty
 
 

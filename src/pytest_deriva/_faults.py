@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["POINTS", "PUSH_POINTS", "crash_point"]
+__all__ = ["DATA_PUSH_POINTS", "POINTS", "PUSH_POINTS", "crash_point"]
 
 #: Every point, in lifecycle order.
 POINTS = (
@@ -32,6 +32,14 @@ PUSH_POINTS = (
     "push:inserted:Execution",  # executions' rows inserted, the local mapping not written yet
     "push:stored",  # an asset table's files stored in Hatrac, their rows not inserted yet
     "push:linked",  # an execution's files, links and index rows on the server, not yet marked pushed
+)
+
+#: The points a push passes only for runs with datasets or features, in that order.
+DATA_PUSH_POINTS = (
+    "push:reserved:Dataset",  # a dataset's RID reserved, its row not inserted yet
+    "push:inserted:Dataset",  # a dataset's row inserted, its types and versions not yet
+    "push:rows",  # rows of a domain or feature table inserted, the local mapping not written yet
+    "push:members",  # a version's members on the server, the version not recorded yet
 )
 
 

@@ -195,8 +195,9 @@ class Model:
 
     @property
     def domain_schemas(self) -> list[str]:
-        """Every schema that is neither a system schema nor the ML schema."""
-        return sorted(s for s in self.schemas if s not in SYSTEM_SCHEMAS and s != self.ml_schema)
+        """Every schema that is neither a system schema, the ML schema nor pytest-deriva's own
+        (its run index and push records; on a server ``catalog init`` makes it before any domain table)."""
+        return sorted(s for s in self.schemas if s not in SYSTEM_SCHEMAS and s not in (self.ml_schema, "pytest-deriva"))
 
     def name_to_table(self, table: str | Table) -> Table:
         """Find a table by name: ``Name``, or ``schema:Name`` to be explicit.

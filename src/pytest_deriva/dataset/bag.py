@@ -188,15 +188,20 @@ def _write_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], bag_
     _bdbag.make_bag(bag_dir, ml.cache_dir, metadata, remote)
 
 
+def cache_entry(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any]) -> Path:
+    """The cache folder of a dataset version's bag (the bag is its ``Dataset_<RID>``)."""
+    # The catalog's identity is part of the key: RIDs and snapshots repeat across embedded catalogs
+    # that share a cache folder.
+    catalog = hashlib.sha1((ml.catalog.catalog_uuid or "").encode(), usedforsecurity=False).hexdigest()[:12]
+    return ml.cache_dir / "bags" / f"{catalog}_{dataset_rid}_{version_row['Version']}@{version_row['Snapshot']}"
+
+
 def download_dataset_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], materialize: bool) -> DatasetBag:
     """The bag of a dataset version from the cache, made (and materialized) when missing."""
     from pytest_deriva.dataset import _bdbag
 
-    root = ml.cache_dir / "bags"
-    # The catalog's identity is part of the key: RIDs and snapshots repeat across embedded catalogs
-    # that share a cache folder.
-    catalog = hashlib.sha1((ml.catalog.catalog_uuid or "").encode(), usedforsecurity=False).hexdigest()[:12]
-    entry = root / f"{catalog}_{dataset_rid}_{version_row['Version']}@{version_row['Snapshot']}"
+    entry = cache_entry(ml, dataset_rid, version_row)
+    root = entry.parent
     bag_dir = entry / f"Dataset_{dataset_rid}"
     hit = (entry / _COMPLETE).exists()
     if not hit:

@@ -7,6 +7,14 @@ and roles; a file is uploaded once per MD5 and one already in Hatrac is not sent
 vocabulary terms these use, and the run index (parameters and metrics). Status, detail,
 duration and description are kept; the server gives every new row its own RID.
 
+Datasets a run read or made (``Dataset_Execution``) go with it: the row, its types, the datasets
+nested in it (children first) and each version the server lacks, replayed in order - the server's
+dataset is made to hold the members the version held here (``Dataset_<Table>`` rows added and
+removed; member rows the server lacks copied as they were at the version, after the rows they
+name), then the version is recorded with the server's snapshot, so reading it there at that
+version gives what it gave here. Feature values a run recorded go with the rows, terms and files
+they name.
+
 Exactly once. The server has no transactions, so the push is a sequence of steps, each of which
 can be repeated without making a second row:
 
@@ -21,7 +29,9 @@ can be repeated without making a second row:
   an admin, can read it (ERMrest shows the lease table to admins only). No ``deriva-ml`` table
   gets a column.
 - Rows with a key (terms by ``Name``, asset rows by ``URL``, links by their two columns, index
-  rows by execution and name) are inserted with ``onconflict=skip`` and read back.
+  rows by execution and name, dataset versions by dataset and version) are inserted with
+  ``onconflict=skip`` and read back. Domain rows, feature values and datasets get reserved RIDs;
+  a dataset is recorded pushed only when all its versions are on the server.
 - After each server step, the embedded store records the RIDs in ``pytest-deriva:Pushed_Row``
   (outside ``deriva-ml``). An execution's row there is ``Complete`` only when its files, links and
   index rows are on the server; a later push skips complete ones without a request.
@@ -29,8 +39,8 @@ can be repeated without making a second row:
 Refused before anything is written, each with the fix: a target without the ``deriva-ml`` schema
 or ``Push_Origin`` (``pytest-deriva catalog init``), a login that may not insert, a workflow whose URL is a path on
 this machine (``file://``), runs still running or with files not uploaded (unless
-``include_running``), and runs that used or made datasets or features, which a push does not
-copy yet (they are not dropped silently). Vocabulary terms the server lacks are added with the
+``include_running``), and runs with rows in other tables that refer to executions, which a push
+does not copy (they are not dropped silently). Vocabulary terms the server lacks are added with the
 description they have here, and the report says so: a term is a name and a description, so the
 copy is the same term, and refusing would only make the user type it again.
 """
@@ -161,6 +171,21 @@ def pushed_from(target: ServerCatalog, rid: str) -> str | None:
     return f"{rows[0]['Source']} {rows[0]['Source_RID']}" if rows else None
 
 
+def check_locations(source: str | Path, url: str, verb: str) -> Path:
+    """The embedded store's folder, after checking it is one and ``url`` names a server catalog."""
+    from pytest_deriva.catalog import is_embedded_catalog, is_server_location
+
+    if not is_server_location(url):
+        raise PushRefused(f"{url!r} is not a server catalog; {verb} https://<host>/ermrest/catalog/<id>.")
+    folder = Path(source)
+    if not is_embedded_catalog(folder):
+        raise PushRefused(
+            f"No embedded catalog at {folder}: name the folder runs were recorded in with --catalog "
+            "(default .deriva at the project root)."
+        )
+    return folder
+
+
 def push(
     source: str | Path,
     url: str,
@@ -173,16 +198,9 @@ def push(
     """Push the executions ``rids`` (default: all not pushed yet) of the embedded store at
     ``source`` to the server catalog ``url``; see the module docstring."""
     from pytest_deriva._locks import file_lock
-    from pytest_deriva.catalog import connect, is_embedded_catalog, is_server_location
+    from pytest_deriva.catalog import connect
 
-    if not is_server_location(url):
-        raise PushRefused(f"{url!r} is not a server catalog; push to https://<host>/ermrest/catalog/<id>.")
-    folder = Path(source)
-    if not is_embedded_catalog(folder):
-        raise PushRefused(
-            f"No embedded catalog at {folder}: name the folder runs were recorded in with --catalog "
-            "(default .deriva at the project root)."
-        )
+    folder = check_locations(source, url, "push to")
     src = connect(folder, create=False)
     try:
         (folder / "work").mkdir(exist_ok=True)
@@ -203,6 +221,8 @@ class _Push:
         self._tgt: ServerCatalog | None = None
         self.done: dict[str, str] = {}  # local RID -> server RID, from the store's push records
         self.complete: set[str] = set()
+        self._datasets_done: set[str] = set()  # datasets this push has brought up to date
+        self._terms_there: dict[str, set[str]] = {}  # vocabulary -> terms the server has
 
     # -- reading what there is to push ---------------------------------------------------------
     def _records(self) -> None:
@@ -261,27 +281,17 @@ class _Push:
                 "or push them as they are with --include-running."
             )
 
-    def _refuse_unsupported(self, rids: list[str], assets: list[Table]) -> None:
-        """Runs that used or made datasets or features (or anything else that refers to an
-        execution and is not copied), or files whose rows name rows of other tables (a domain
-        asset's metadata): refused, never dropped."""
-        handled = {(ML, "Execution_Execution")}
+    def _refuse_unsupported(self, rids: list[str]) -> None:
+        """Runs with rows of a table that refers to executions and that a push does not copy:
+        refused, never dropped."""
+        from pytest_deriva.dataset.feature import find_features
+
+        model = self.src.model
+        handled = {(ML, t) for t in ("Execution_Execution", "Dataset_Execution", "Dataset_Version")}
+        handled |= {_qualified(model.find_association(a, "Execution")[0]) for a in _execution_assets(model)}
+        handled |= {_qualified(t) for t, _target, _name in find_features(model, ML)}
         found = []
-        for asset in assets:
-            fkeys = {c.name for fk in asset.foreign_keys for c in fk.foreign_key_columns}
-            assoc, acol, ecol = self.src.model.find_association(asset, "Execution")
-            if fkeys:
-                files = [r[acol] for r in select_in(self.src, assoc, ecol, rids)]
-                named = [
-                    r["RID"] for r in select_in(self.src, asset, "RID", files) if any(r[c] is not None for c in fkeys)
-                ]
-                if named:
-                    found.append(
-                        f"{asset.qualified_name} files {', '.join(named[:5])} name rows in {', '.join(sorted(fkeys))}"
-                    )
-            handled.add(_qualified(assoc))
-        execution = self._table("Execution")
-        for fk in execution.referenced_by:
+        for fk in self._table("Execution").referenced_by:
             t = fk.table
             if _qualified(t) in handled or t.schema.name == ddl.INDEX_SCHEMA:
                 continue
@@ -292,9 +302,36 @@ class _Push:
                 found.append(f"{t.qualified_name} ({len(rows)} rows; runs {', '.join(runs[:5])})")
         if found:
             raise PushRefused(
-                "Not pushed: these runs used or made datasets, features or domain rows, which push does not copy "
-                f"yet (and never drops): {'; '.join(found)}. Push the other runs by naming their RIDs."
+                "Not pushed: these runs have rows in tables that refer to executions and that push does not copy "
+                f"(and never drops): {'; '.join(found)}. Push the other runs by naming their RIDs."
             )
+
+    def _extra_tables(self, rids: list[str]) -> list[tuple[str, str]]:
+        """The tables the datasets and features of these runs need on the server (with the tables
+        their rows refer to)."""
+        from pytest_deriva.dataset.feature import find_features
+
+        tables: list[Table] = []
+        datasets = self._datasets_of(rids)
+        if datasets:
+            tables += [
+                self._table(t) for t in ("Dataset", "Dataset_Version", "Dataset_Dataset_Type", "Dataset_Execution")
+            ]
+            for assoc, dcol, _ecol, element in self._elements():
+                snapshots = [None, *(v["Snapshot"] for d in datasets for v in self._versions(d) if v.get("Snapshot"))]
+                if any(select_in(self.src, assoc, dcol, datasets, snapshot=s) for s in snapshots):
+                    tables += [assoc, element]
+        for table, _target, _name in find_features(self.src.model, ML):
+            if select_in(self.src, table, "Execution", rids):
+                tables.append(table)
+        out: dict[tuple[str, str], None] = {}
+        while tables:
+            t = tables.pop()
+            if _qualified(t) in out:
+                continue
+            out[_qualified(t)] = None
+            tables += [fk.pk_table for fk in t.foreign_keys if fk.foreign_key_columns[0].name not in SYSTEM_COLUMNS]
+        return list(out)
 
     # -- the server side ---------------------------------------------------------------------
     @property
@@ -418,11 +455,12 @@ class _Push:
                 _qualified(a),
             ]
         # Everything that could refuse, before anything is written: the target, then the runs.
+        needed += self._extra_tables(todo)
         self._check_target(
             dict.fromkeys([*needed, (ddl.INDEX_SCHEMA, ddl.PUSH_ORIGIN_TABLE), ("public", "ERMrest_RID_Lease")])
         )
         self._refuse_unfinished(list(rows.values()), include_running)
-        self._refuse_unsupported(todo, assets)
+        self._refuse_unsupported(todo)
         workflows = {
             r["RID"]: r for r in self._select("Workflow", "RID", {r["Workflow"] for r in rows.values()} - {None})
         }
@@ -446,6 +484,8 @@ class _Push:
             chunk = todo[start : start + _CHUNK]
             for a in assets:
                 self._assets(a, chunk)
+            self._dataset_links(chunk)
+            self._features(chunk)
             self._index(chunk)
             crash_point("push:linked")
             self._complete(chunk, rows)
@@ -470,21 +510,27 @@ class _Push:
             types, tcol, vcol = self.src.model.find_association(a, "Asset_Type")
             used["Asset_Type"] |= {r[vcol] for r in select_in(self.src, types, tcol, [r[acol] for r in links])}
         for vocab, names in used.items():
-            if not names:
-                continue
-            have = {r["Name"] for r in self.tgt.select(ML, vocab, {"Name": sorted(names)}, columns=["Name"])}
-            missing = sorted(names - have)
-            if not missing:
-                continue
-            rows = self._select(vocab, "Name", missing)
+            self._add_terms(self._table(vocab), names)
+
+    def _add_terms(self, vocab: Table, names: Iterable[str]) -> None:
+        """Terms of ``vocab`` the server lacks: added, with the description they have here."""
+        names = set(names) - self._terms_there.setdefault(vocab.qualified_name, set())
+        if not names:
+            return
+        schema, name = vocab.schema.name, vocab.name
+        have = {r["Name"] for r in self.tgt.select(schema, name, {"Name": sorted(names)}, columns=["Name"])}
+        missing = sorted(names - have)
+        if missing:
+            rows = select_in(self.src, vocab, "Name", missing)
             values: list[dict[str, Any]] = [
                 {k: r[k] for k in ("Name", "Description", "Synonyms") if k in r} for r in rows
             ]
-            added = self.tgt.insert(ML, vocab, values, on_conflict_skip=True)
+            added = self.tgt.insert(schema, name, values, on_conflict_skip=True)
             if added:
-                line = f"added {vocab} terms the server lacked: {', '.join(r['Name'] for r in added)}"
+                line = f"added {name} terms the server lacked: {', '.join(r['Name'] for r in added)}"
                 self.result.terms_added.append(line)
                 self.say(line)
+        self._terms_there[vocab.qualified_name] |= names
 
     def _workflows(self, workflows: Mapping[str, dict[str, Any]]) -> dict[str, str]:
         table = self._table("Workflow")
@@ -548,59 +594,237 @@ class _Push:
 
     def _assets(self, table: Table, chunk: list[str]) -> None:
         """An asset table's files of these executions: stored, rows, types, links to them."""
-        from pytest_deriva.catalog.objectstore import parse_object_url
-
-        model = self.src.model
-        assoc, acol, ecol = model.find_association(table, "Execution")
+        assoc, acol, ecol = self.src.model.find_association(table, "Execution")
         links = select_in(self.src, assoc, ecol, chunk)
         if not links:
             return
-        schema, name = table.schema.name, table.name
-        rows = {r["RID"]: r for r in select_in(self.src, table, "RID", [r[acol] for r in links])}
-        need = {rid: r for rid, r in rows.items() if rid not in self.done}
-        if need:
-            # The server's own row for the same file (MD5 and Filename), as DerivaML reuses one.
-            there = self.tgt.select(schema, name, {"MD5": sorted({r["MD5"] for r in need.values()})})
-            by_file = {
-                (r["MD5"], r["Filename"]): r["RID"] for r in sorted(there, key=lambda r: rid_order(r["RID"]))[::-1]
-            }
-            found = {
-                rid: by_file[(r["MD5"], r["Filename"])]
-                for rid, r in need.items()
-                if (r["MD5"], r["Filename"]) in by_file
-            }
-            send = {rid: r for rid, r in need.items() if rid not in found}
-            self.result.files_reused += len(found)
-            with tempfile.TemporaryDirectory(prefix="deriva-push-") as tmp:
-                for n, r in enumerate(send.values(), start=1):
-                    namespace, md5, filename = parse_object_url(r["URL"])
-                    local = self.src.objects.get(r["URL"], Path(tmp) / md5)
-                    stored = self.tgt.objects.put(local, namespace, filename, md5=md5)
-                    local.unlink()
-                    if stored.url != r["URL"]:  # the same form on both, so this holds; say so if not
-                        raise DerivaMLConfigurationError(f"{r['URL']} was stored at {stored.url} on {self.url}.")
-                    self.result.files += 1
-                    self.result.bytes += stored.length
-                    if len(send) > 20 and (n % 20 == 0 or n == len(send)):
-                        self.say(f"  {name}: {n} of {len(send)} files uploaded")
-            crash_point("push:stored")
-            self.tgt.insert(schema, name, [self._copy(table, r, {}) for r in send.values()], on_conflict_skip=True)
-            got = self.tgt.select(schema, name, {"URL": [r["URL"] for r in send.values()]}, columns=["RID", "URL"])
-            by_url = {r["URL"]: r["RID"] for r in got}
-            made = {**found, **{rid: by_url[r["URL"]] for rid, r in send.items()}}
-            types, tcol, vcol = model.find_association(table, "Asset_Type")
-            type_rows = select_in(self.src, types, tcol, made)
-            self.tgt.insert(
-                types.schema.name,
-                types.name,
-                [{tcol: made[t[tcol]], vcol: t[vcol]} for t in type_rows],
-                on_conflict_skip=True,
-            )
-            self._record(table, made)
+        self._rows(table, [r[acol] for r in links])
         ids = {acol: self.done, ecol: self.done}
         self.tgt.insert(
             assoc.schema.name, assoc.name, [self._copy(assoc, r, ids) for r in links], on_conflict_skip=True
         )
+
+    def _asset_rows(self, table: Table, need: Mapping[str, dict[str, Any]], snapshot: str | None) -> None:
+        """Asset rows not on the server yet: their files stored (once per MD5), rows, types."""
+        from pytest_deriva.catalog.objectstore import parse_object_url
+
+        schema, name = table.schema.name, table.name
+        # The server's own row for the same file (MD5 and Filename), as DerivaML reuses one.
+        there = self.tgt.select(schema, name, {"MD5": sorted({r["MD5"] for r in need.values()})})
+        by_file = {(r["MD5"], r["Filename"]): r["RID"] for r in sorted(there, key=lambda r: rid_order(r["RID"]))[::-1]}
+        found = {
+            rid: by_file[(r["MD5"], r["Filename"])] for rid, r in need.items() if (r["MD5"], r["Filename"]) in by_file
+        }
+        send = {rid: r for rid, r in need.items() if rid not in found}
+        self.result.files_reused += len(found)
+        with tempfile.TemporaryDirectory(prefix="deriva-push-") as tmp:
+            for n, r in enumerate(send.values(), start=1):
+                namespace, md5, filename = parse_object_url(r["URL"])
+                local = self.src.objects.get(r["URL"], Path(tmp) / md5)
+                stored = self.tgt.objects.put(local, namespace, filename, md5=md5)
+                local.unlink()
+                if stored.url != r["URL"]:  # the same form on both, so this holds; say so if not
+                    raise DerivaMLConfigurationError(f"{r['URL']} was stored at {stored.url} on {self.url}.")
+                self.result.files += 1
+                self.result.bytes += stored.length
+                if len(send) > 20 and (n % 20 == 0 or n == len(send)):
+                    self.say(f"  {name}: {n} of {len(send)} files uploaded")
+        crash_point("push:stored")
+        refs = self._refs(table, send.values(), snapshot)  # a domain asset's metadata: the rows it names
+        self.tgt.insert(schema, name, [self._copy(table, r, refs) for r in send.values()], on_conflict_skip=True)
+        got = self.tgt.select(schema, name, {"URL": [r["URL"] for r in send.values()]}, columns=["RID", "URL"])
+        by_url = {r["URL"]: r["RID"] for r in got}
+        made = {**found, **{rid: by_url[r["URL"]] for rid, r in send.items()}}
+        types, tcol, vcol = self.src.model.find_association(table, "Asset_Type")
+        type_rows = select_in(self.src, types, tcol, made)
+        self._add_terms(self._table("Asset_Type"), {t[vcol] for t in type_rows})
+        self.tgt.insert(
+            types.schema.name,
+            types.name,
+            [{tcol: made[t[tcol]], vcol: t[vcol]} for t in type_rows],
+            on_conflict_skip=True,
+        )
+        self._record(table, made)
+
+    def _rows(self, table: Table, rids: Iterable[str], snapshot: str | None = None) -> dict[str, str]:
+        """Rows of a table on the server (local RID -> server RID): those not there yet copied, as
+        they were at ``snapshot`` (default: now), after the rows they refer to."""
+        want = [r for r in dict.fromkeys(rids) if r is not None]
+        need = [r for r in want if r not in self.done]
+        if need:
+            rows = {r["RID"]: r for r in select_in(self.src, table, "RID", need, snapshot=snapshot)}
+            if self.src.model.is_asset(table):
+                self._asset_rows(table, rows, snapshot)
+            else:
+                self._insert_rows(table, rows, snapshot)
+        return {r: self.done[r] for r in want}
+
+    def _insert_rows(self, table: Table, rows: Mapping[str, dict[str, Any]], snapshot: str | None) -> None:
+        """Rows without a natural key (a domain row, a feature value) made on the server with a
+        reserved RID, after the rows and terms they refer to."""
+        refs = self._refs(table, rows.values(), snapshot)
+        made = self._create(table, {rid: self._copy(table, r, refs) for rid, r in rows.items()}, self._origins(rows))
+        kept = {
+            r["RID"]
+            for r in self.tgt.select(table.schema.name, table.name, {"RID": list(made.values())}, columns=["RID"])
+        }
+        lost = [local for local, remote in made.items() if remote not in kept]
+        if lost:  # skipped: the server has a row with the same key (a unique column) already
+            raise PushRefused(
+                f"{table.qualified_name} rows {', '.join(lost[:5])} were not added on {self.url}: it has rows with the "
+                "same unique values already. Make the values differ (or remove the server's rows) and push again."
+            )
+        crash_point("push:rows")
+        self._record(table, made)
+
+    def _refs(self, table: Table, rows: Iterable[Mapping[str, Any]], snapshot: str | None) -> dict[str, dict[str, str]]:
+        """Column -> local RID -> server RID for the columns of ``table`` that name rows of other
+        tables, those rows pushed first; the terms the rows name added to the server if it lacks them."""
+        rows = list(rows)
+        refs: dict[str, dict[str, str]] = {}
+        for fk in table.foreign_keys:
+            cols = fk.foreign_key_columns
+            if len(cols) != 1 or cols[0].name in SYSTEM_COLUMNS:
+                continue
+            col, pk = cols[0].name, fk.pk_table
+            values = {r[col] for r in rows if r.get(col) is not None}
+            if not values:
+                continue
+            if self.src.model.is_vocabulary(pk):
+                if fk.referenced_columns[0].name == "Name":
+                    self._add_terms(pk, values)
+            elif _qualified(pk) == (ML, "Execution"):
+                refs[col] = self.done  # every execution of the push is on the server before these rows
+            else:
+                refs[col] = self._rows(pk, values, snapshot)
+        return refs
+
+    # -- datasets and features ---------------------------------------------------------------
+    def _elements(self) -> list[tuple[Table, str, str, Table]]:
+        """What datasets hold: (association, its dataset column, its member column, member table)."""
+        dataset = self._table("Dataset")
+        out = [(self._table("Dataset_Dataset"), "Dataset", "Nested_Dataset", dataset)]
+        for fk in dataset.referenced_by:
+            t = fk.table
+            if t.name in ("Dataset_Dataset", "Dataset_Execution") or not t.name.startswith("Dataset_"):
+                continue
+            others = [o for o in t.foreign_keys if o is not fk and o.foreign_key_columns[0].name not in SYSTEM_COLUMNS]
+            if len(others) == 1 and t.name == f"Dataset_{others[0].pk_table.name}":
+                element = others[0].pk_table
+                if not self.src.model.is_vocabulary(element):
+                    out.append((t, fk.foreign_key_columns[0].name, others[0].foreign_key_columns[0].name, element))
+        return out
+
+    def _versions(self, rid: str) -> list[dict[str, Any]]:
+        from pytest_deriva.dataset.version import DatasetVersion
+
+        rows = self._select("Dataset_Version", "Dataset", [rid])
+        return sorted(rows, key=lambda r: DatasetVersion.parse(r["Version"]))
+
+    def _datasets_of(self, rids: Iterable[str]) -> list[str]:
+        """The datasets these executions read or made and those nested in them (live or at any of
+        their versions), each after its children."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(rid: str) -> None:
+            if rid in seen:
+                return
+            seen.add(rid)
+            nested = self._table("Dataset_Dataset")
+            children: set[str] = set()
+            for snapshot in [None, *(v["Snapshot"] for v in self._versions(rid) if v.get("Snapshot"))]:
+                children |= {
+                    r["Nested_Dataset"] for r in select_in(self.src, nested, "Dataset", [rid], snapshot=snapshot)
+                }
+            for child in sorted(children, key=rid_order):
+                visit(child)
+            order.append(rid)
+
+        for link in sorted(self._select("Dataset_Execution", "Execution", rids), key=lambda r: rid_order(r["RID"])):
+            visit(link["Dataset"])
+        return order
+
+    def _dataset(self, rid: str) -> None:
+        """A dataset on the server with every version it has here: the row and types once; each
+        version the server lacks replayed - its members made what they were at that version here,
+        then the version recorded with the server's snapshot of them."""
+        table = self._table("Dataset")
+        server = self.done.get(rid)
+        if server is None:
+            [row] = self._select("Dataset", "RID", [rid])
+            values = {k: v for k, v in self._copy(table, row, {}).items() if k != "Version"}  # set at the end
+            server = self._create(table, {rid: values}, self._origins([rid]))[rid]
+            types = self._select("Dataset_Dataset_Type", "Dataset", [rid])
+            self._add_terms(self._table("Dataset_Type"), {t["Dataset_Type"] for t in types})
+            self.tgt.insert(
+                ML,
+                "Dataset_Dataset_Type",
+                [{"Dataset": server, "Dataset_Type": t["Dataset_Type"]} for t in types],
+                on_conflict_skip=True,
+            )
+        there = {r["Version"] for r in self.tgt.select(ML, "Dataset_Version", {"Dataset": server}, columns=["Version"])}
+        versions = self._versions(rid)
+        todo = [v for v in versions if v["Version"] not in there and v.get("Snapshot")]
+        for v in todo:
+            self._members(rid, server, v["Snapshot"])
+            crash_point("push:members")
+            row = {
+                "Dataset": server,
+                "Version": v["Version"],
+                "Description": v.get("Description"),
+                "Execution": self.done.get(v["Execution"]) if v.get("Execution") else None,
+                "Snapshot": self.tgt.snapshot(),  # the members as the server now has them
+            }
+            self.tgt.insert(ML, "Dataset_Version", [row], on_conflict_skip=True)
+        if todo or rid not in self.done:
+            current = self._select("Dataset", "RID", [rid])[0].get("Version")
+            [local] = [v["Version"] for v in versions if v["RID"] == current] or [None]
+            if local is not None:
+                got = self.tgt.select(ML, "Dataset_Version", {"Dataset": server, "Version": local}, columns=["RID"])
+                self.tgt.update(ML, "Dataset", [{"RID": server, "Version": got[0]["RID"]}], returning=False)
+        self._record(table, {rid: server})
+
+    def _members(self, rid: str, server: str, snapshot: str) -> None:
+        """The server dataset ``server`` made to hold what dataset ``rid`` held here at ``snapshot``."""
+        for assoc, dcol, ecol, element in self._elements():
+            local = [r[ecol] for r in select_in(self.src, assoc, dcol, [rid], snapshot=snapshot)]
+            if element is self._table("Dataset"):
+                wanted = {self.done[m] for m in local}  # nested datasets are pushed before their parents
+            else:
+                wanted = set(self._rows(element, local, snapshot).values())
+            have = {
+                r[ecol]: r["RID"]
+                for r in self.tgt.select(assoc.schema.name, assoc.name, {dcol: server}, columns=["RID", ecol])
+            }
+            add = sorted(wanted - have.keys())
+            if add:
+                self.tgt.insert(
+                    assoc.schema.name, assoc.name, [{dcol: server, ecol: m} for m in add], on_conflict_skip=True
+                )
+            drop = [have[m] for m in have.keys() - wanted]
+            if drop:
+                self.tgt.delete(assoc.schema.name, assoc.name, {"RID": drop})
+
+    def _dataset_links(self, chunk: list[str]) -> None:
+        """The datasets these executions read or made, on the server, and the links to them."""
+        for rid in self._datasets_of(chunk):
+            if rid not in self._datasets_done:
+                self._dataset(rid)
+                self._datasets_done.add(rid)
+        links = self._select("Dataset_Execution", "Execution", chunk)
+        ids = {"Dataset": self.done, "Execution": self.done}
+        table = self._table("Dataset_Execution")
+        self.tgt.insert(ML, "Dataset_Execution", [self._copy(table, r, ids) for r in links], on_conflict_skip=True)
+
+    def _features(self, chunk: list[str]) -> None:
+        """The feature values these executions recorded, with the rows, terms and files they name."""
+        from pytest_deriva.dataset.feature import find_features
+
+        for table, _target, _name in find_features(self.src.model, ML):
+            rows = {r["RID"]: r for r in select_in(self.src, table, "Execution", chunk) if r["RID"] not in self.done}
+            if rows:
+                self._insert_rows(table, rows, None)
 
     def _index(self, chunk: list[str]) -> None:
         have = self.tgt.model.schemas.get(ddl.INDEX_SCHEMA)

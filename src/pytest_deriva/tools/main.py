@@ -103,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--include-running", action="store_true", help="also runs not finished or with files not uploaded"
     )
+    pin = commands.add_parser(
+        "pin", help="keep a server dataset version (its bag) for runs recorded offline in an embedded catalog"
+    )
+    pin.add_argument("url", metavar="https://HOST/ermrest/catalog/ID", help="the server catalog")
+    pin.add_argument("dataset", metavar="RID[@VERSION]", help="the server's dataset, at a version (default: current)")
+    pin.add_argument("--catalog", metavar="FOLDER", help="the embedded catalog (default as for runs)")
+    pin.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
     for p in (runs, show, compare, ui, again):
         p.add_argument("--catalog", metavar="LOCATION", help="catalog folder or https://HOST/ermrest/catalog/ID")
         p.add_argument("--credential", metavar="FILE", help="credential file for the server (deriva format)")
@@ -194,6 +201,16 @@ def _push(args: argparse.Namespace) -> None:
         print(line)
 
 
+def _pin(args: argparse.Namespace) -> None:
+    from pytest_deriva.tools.pin import pin
+    from pytest_deriva.tools.runs import catalog_location
+
+    folder, _ = catalog_location(args.catalog)
+    rid, _, version = args.dataset.partition("@")
+    for line in pin(folder, args.url, rid, version or None, credential=args.credential).lines():
+        print(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["notebook", "run"]:  # overrides may come before and after options
@@ -203,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "ui":
         return _ui(args)
-    if args.command in ("runs", "show", "compare", "reproduce", "push"):
+    if args.command in ("runs", "show", "compare", "reproduce", "push", "pin"):
         from pytest_deriva.tools.runs import UsageProblem
 
         try:
@@ -213,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run(args.rid, args.catalog, args.credential)
             if args.command == "push":
                 _push(args)  # prints as it goes
+            elif args.command == "pin":
+                _pin(args)
             else:
                 print(_look(args))
         except UsageProblem as e:
