@@ -40,12 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every benchmark (the server's first), then one table of the performance goals (issue 13): figure, limit, holds.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_executions.py
-	$(BIN)/python benchmarks/bench_plugin.py
-	$(BIN)/python benchmarks/bench_datasets.py
-	$(BIN)/python benchmarks/bench_hydra.py
 	.ci/with-server $(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/goals.py
 
 clean:
 	rm -rf $(VENV) .deriva build dist src/*.egg-info
