@@ -205,6 +205,7 @@ _BUILTIN_NOT_SECRET_SEGMENTS = tuple(_segments(n) for n in _BUILTIN_NOT_SECRET)
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # names repeat across the records of a sweep
 def _is_secret(policy: SecretPolicy, name: str) -> bool:
     if name in policy.options:
         return True
@@ -411,12 +412,18 @@ def redact_mapping(obj: Any) -> Any:
     """A copy of ``obj`` (nested mappings and lists, e.g. a parsed YAML or JSON document) with
     everything under a secret key redacted; lists of strings are read as arguments or overrides
     (:func:`redact_argv`), other strings as free text (:func:`redact_text`)."""
+    return _redact_mapping(obj, current_policy())
+
+
+def _redact_mapping(obj: Any, policy: SecretPolicy) -> Any:
     if isinstance(obj, Mapping):
-        return {k: _redact_leaves(v) if is_secret(str(k)) else redact_mapping(v) for k, v in obj.items()}
+        return {
+            k: _redact_leaves(v) if _is_secret(policy, str(k)) else _redact_mapping(v, policy) for k, v in obj.items()
+        }
     if isinstance(obj, list | tuple):
         if obj and all(isinstance(v, str) for v in obj):
             return type(obj)(redact_argv(obj))
-        return type(obj)(redact_mapping(v) for v in obj)
+        return type(obj)(_redact_mapping(v, policy) for v in obj)
     if isinstance(obj, str):
         return redact_text(obj)
     return obj

@@ -196,6 +196,7 @@ class EmbeddedCatalog:
 
     hostname = "localhost"
     creates_on_demand = True
+    atomic_transactions = True
     request_count = 0  # no network
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, read_only: bool = False) -> None:

@@ -162,7 +162,9 @@ class HatracObjectStore:
             with self._lock:
                 self._known.add(url)
 
-    def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
+    def put(
+        self, source: Path, namespace: str, filename: str, md5: str | None = None, *, take: bool = False
+    ) -> StoredObject:
         source = Path(source)
         if not source.is_file():
             raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -96,11 +97,15 @@ class FileObjectStore:
                 "Record in a writable catalog, or make this one writable."
             )
 
-    def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
+    def put(
+        self, source: Path, namespace: str, filename: str, md5: str | None = None, *, take: bool = False
+    ) -> StoredObject:
         self._refuse_write(filename)
         source = Path(source)
         if not source.is_file():
             raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")
+        if take and (stored := self._put_linked(source, namespace, filename, md5)) is not None:
+            return stored
         self._ensure_dir(self._incoming)
         tmp, digest, length = _copy_hashing(source, self._incoming)
         if md5 is not None and md5 != digest:
@@ -112,6 +117,33 @@ class FileObjectStore:
         else:
             self._ensure_dir(final.parent)
             os.replace(tmp, final)
+        return StoredObject(object_url(namespace, digest, filename), digest, length)
+
+    def _put_linked(self, source: Path, namespace: str, filename: str, md5: str | None) -> StoredObject | None:
+        """Store ``source`` as a hard link rather than a copy (its caller removes it next, so the
+        object store keeps the only name): one link instead of a new file and a copy of the bytes.
+        None when it cannot: a symbolic link or a file with other names (someone may still write
+        it), another file system, or a file that changed while it was hashed."""
+        before = os.lstat(source)
+        if not stat.S_ISREG(before.st_mode) or before.st_nlink != 1:
+            return None
+        digest, length = md5_of(source)
+        if md5 is not None and md5 != digest:
+            raise DerivaMLDataError(f"{source} changed while it was stored (MD5 {digest}, expected {md5}).")
+        final = self._object_path(digest)
+        if not final.exists():
+            self._ensure_dir(final.parent)
+            try:
+                os.link(source, final)
+            except FileExistsError:
+                pass  # stored meanwhile by another process: the same bytes
+            except OSError:
+                return None  # another file system, or no hard links here: copy
+            else:
+                after = os.stat(final)
+                if (after.st_size, after.st_mtime_ns) != (length, before.st_mtime_ns):
+                    final.unlink(missing_ok=True)  # written while it was hashed: copy what it is now
+                    return None
         return StoredObject(object_url(namespace, digest, filename), digest, length)
 
     def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:

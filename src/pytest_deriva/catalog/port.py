@@ -34,8 +34,11 @@ class StoredObject:
 class ObjectStore(Protocol):
     """Files by URL, verified by MD5 (Hatrac on a server)."""
 
-    def put(self, source: Path, namespace: str, filename: str, md5: str | None = None) -> StoredObject:
-        """Store ``source`` under ``/hatrac/<namespace>/<md5>.<filename>`` and return where."""
+    def put(
+        self, source: Path, namespace: str, filename: str, md5: str | None = None, *, take: bool = False
+    ) -> StoredObject:
+        """Store ``source`` under ``/hatrac/<namespace>/<md5>.<filename>`` and return where. With
+        ``take`` the caller removes ``source`` right after, so a local store may keep the file itself."""
         ...
 
     def put_bytes(self, data: bytes, namespace: str, filename: str) -> StoredObject:
@@ -72,6 +75,10 @@ class CatalogPort(Protocol):
 
     #: The folder the catalog lives in when it is on this machine, else None.
     local_path: Path | None
+
+    #: Whether :meth:`transaction` makes a group of writes atomic (the embedded store), so that a
+    #: caller may write a row in its final state together with what it refers to.
+    atomic_transactions: bool
 
     @property
     def uri(self) -> str:

@@ -220,6 +220,7 @@ class ServerCatalog:
     #: A server catalog is set up by ``pytest-deriva catalog init``, never as a side effect.
     creates_on_demand = False
     local_path: Path | None = None
+    atomic_transactions = False  # ERMrest has no multi-request transactions
 
     def __init__(self, url: str, *, credential: Any = None) -> None:
         from deriva.core import ErmrestCatalog

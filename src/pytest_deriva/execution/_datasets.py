@@ -18,6 +18,7 @@ from pytest_deriva._rid import DRY_RUN_RID, is_rid
 from pytest_deriva.catalog.model import Column, Table
 from pytest_deriva.catalog.port import select_in
 from pytest_deriva.exceptions import DerivaMLExecutionError, DerivaMLUploadError, DerivaMLValidationError
+from pytest_deriva.execution import _paths
 
 if TYPE_CHECKING:
     from pytest_deriva.dataset.dataset import Dataset
@@ -109,7 +110,6 @@ class ExecutionDatasetMixin(_Base):
 
     def _stage_lines(self, feature: Feature, records: list[FeatureRecord]) -> tuple[Path, list[str]]:
         """Check one feature's records; the file they go to and their JSON lines."""
-        from pytest_deriva.execution import _paths
 
         target = feature.target_table
         ml = self._ml_object
@@ -157,7 +157,6 @@ class ExecutionDatasetMixin(_Base):
 
     def _asset_reference(self, feature: Feature, col: Column, value: Any) -> str | None:
         """``<Table>/<file name>`` of a file registered in this execution, or an existing asset's RID."""
-        from pytest_deriva.execution import _paths
         from pytest_deriva.execution.manifest import AssetFilePath
 
         if value is None:
@@ -198,7 +197,7 @@ class ExecutionDatasetMixin(_Base):
 
     def _pending_feature_values(self) -> dict[str, int]:
         """Staged feature values not inserted yet, by feature table file (``schema/Target/Feature``)."""
-        root = self.working_dir / "feature"
+        root = self._folder / "feature"
         out: dict[str, int] = {}
         if root.exists():
             for path in sorted(root.glob("*/*/*/*.jsonl")):
@@ -210,7 +209,7 @@ class ExecutionDatasetMixin(_Base):
         """Insert the feature values staged by ``add_features``, in one transaction; ``uploaded``
         maps (asset table, file name) of this upload to the asset RIDs (files uploaded by an earlier
         attempt are found in the manifest)."""
-        root = self.working_dir / "feature"
+        root = self._folder / "feature"
         files = sorted(root.glob("*/*/*/*.jsonl")) if root.exists() else []
         if not files or self._dry_run:
             return

@@ -19,10 +19,12 @@ from pytest_deriva.catalog.model import Table
 from pytest_deriva.exceptions import DerivaMLInputError, DerivaMLValidationError
 
 __all__ = [
+    "MANIFEST_NAME",
     "NAME_MAX",
     "asset_dir",
     "check_asset_arguments",
     "checked_file_name",
+    "execution_folder",
     "execution_root",
     "feature_value_path",
     "manifest_path",
@@ -85,6 +87,11 @@ def _root(working_dir: Path, execution_rid: str) -> Path:
     return Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
 
 
+def execution_folder(working_dir: Path, execution_rid: str) -> Path:
+    """The folder of one execution, which is made only when something is written there."""
+    return _root(working_dir, execution_rid)
+
+
 def execution_root(working_dir: Path, execution_rid: str) -> Path:
     """The folder of one execution (made if missing)."""
     return _ensure(_root(working_dir, execution_rid))
@@ -95,8 +102,12 @@ def asset_dir(working_dir: Path, execution_rid: str, asset_table: str) -> Path:
     return _ensure(_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table"))
 
 
+MANIFEST_NAME = "asset-manifest.jsonl"
+
+
 def manifest_path(working_dir: Path, execution_rid: str) -> Path:
-    return execution_root(working_dir, execution_rid) / "asset-manifest.jsonl"
+    """The execution's manifest (its folder is made by the manifest's first write)."""
+    return _root(working_dir, execution_rid) / MANIFEST_NAME
 
 
 def feature_value_path(

@@ -161,10 +161,38 @@ class ExecutionBase:
         _check_inputs(ml_object, self.configuration)  # every input, before anything is written
 
         self.workflow_rid = ml_object.add_workflow(wf) if not self._dry_run else DRY_RUN_RID
+        cat = ml_object.catalog
+        # Where a transaction is atomic (the embedded store) and there are no inputs to fetch, the
+        # row is written already Pending, with its metadata files and this process's claim, in one
+        # transaction: a crash leaves all of it or nothing. Elsewhere it is written Created first.
+        at_once = (
+            not reload
+            and not self._dry_run
+            and cat.atomic_transactions
+            and not self.configuration.datasets
+            and not self.configuration.assets
+        )
         if reload:
             self.execution_rid = reload
         elif self._dry_run:
             self.execution_rid = DRY_RUN_RID
+        elif at_once:
+            items = _metadata_items(ml_object, self.configuration, self._hydra_files, "")  # stored first
+            with cat.transaction():
+                self.execution_rid = cat.insert(
+                    ml_object.ml_schema,
+                    "Execution",
+                    [
+                        {
+                            "Description": self.configuration.description,
+                            "Workflow": self.workflow_rid,
+                            "Status": Status.pending.value,
+                            "Status_Detail": _PLANNED,
+                        }
+                    ],
+                )[0]["RID"]
+                _lease.claim(self._working_dir, self.execution_rid)
+                self._record_metadata_files(items)
         else:
             self.execution_rid = ml_object.catalog.insert(
                 ml_object.ml_schema,
@@ -191,10 +219,9 @@ class ExecutionBase:
                 )
             )
 
-        root = _paths.execution_root(self._working_dir, self.execution_rid)
         if not self._dry_run:
-            if not self._attached:  # an attached handle's runner owns the run
-                _lease.claim(root, self._working_dir)  # this process runs it now; a recovery leaves it alone
+            if not self._attached and not at_once:  # an attached handle's runner owns the run
+                _lease.claim(self._working_dir, self.execution_rid)  # a recovery leaves it alone while we live
             if reload and not planned:
                 self._execution_record = ml_object.lookup_execution(self.execution_rid)
                 self._get_manifest()  # read it now: a corrupt manifest is reported at restore, not later
@@ -207,13 +234,17 @@ class ExecutionBase:
                 self._execution_record = ExecutionRecord(
                     self.execution_rid,
                     workflow=self.workflow_rid,
-                    status=Status.pending if planned else Status.created,
+                    status=Status.pending if planned or at_once else Status.created,
                     description=self.configuration.description,
-                    status_detail=_PLANNED if planned else None,
+                    status_detail=_PLANNED if planned or at_once else None,
                     _ml_instance=ml_object,
                     _logger=self._logger,
                 )
-        self._initialize_execution(reload)
+        if at_once:
+            self._status, self._status_detail = Status.pending, _PLANNED
+            self.start_time = datetime.now()
+        else:
+            self._initialize_execution(reload)
 
     # -- set-up ------------------------------------------------------------------------------
     @property
@@ -250,15 +281,16 @@ class ExecutionBase:
         self._record_metadata_files()
         self.start_time = datetime.now()
 
-    def _record_metadata_files(self) -> None:
-        """Store the metadata files every execution records and link them, then set ``Pending``.
+    def _record_metadata_files(self, stored: dict[str, tuple[AssetEntry, StoredObject, str]] | None = None) -> None:
+        """Store the metadata files every execution records and link them, then set ``Pending``
+        (unless they were ``stored`` already, for a row written ``Pending``).
 
         They are made here and stored straight from memory (or from where they are, for Hydra's
         files and uv.lock), and recorded in one transaction with the status: none of them passes
         through the execution's folder or its manifest.
         """
-        items = _metadata_items(self._ml_object, self.configuration, self._hydra_files, self.execution_rid)
-        rids = self._record_assets(items, final_status=(Status.pending, _PLANNED, {}))
+        items = stored or _metadata_items(self._ml_object, self.configuration, self._hydra_files, self.execution_rid)
+        rids = self._record_assets(items, final_status=None if stored else (Status.pending, _PLANNED, {}))
         if params := _run_parameters(self._ml_object, self._hydra_files):
             _index.write_parameters(self._ml_object, {self.execution_rid: params})
         table = MLAsset.execution_metadata.value
@@ -455,15 +487,25 @@ class ExecutionBase:
         return False
 
     # -- registering files -------------------------------------------------------------------
+    @property
+    def _folder(self) -> Path:
+        """This execution's folder, not made (it is made by the first file registered)."""
+        folder = self.__dict__.get("_folder_path")
+        if folder is None or folder.name != self.execution_rid:
+            folder = self.__dict__["_folder_path"] = _paths.execution_folder(self._working_dir, self.execution_rid)
+        return folder
+
+    def _asset_path(self, table: str, filename: str) -> Path:
+        """Where a registered file of asset table ``table`` is (nothing is made)."""
+        return self._folder / "assets" / table / filename
+
     def refresh_manifest(self) -> None:
         """Read the registered files again: another process (a notebook's kernel) registered some."""
         self._manifest = None
 
     def _get_manifest(self) -> AssetManifest:
         if self._manifest is None:
-            self._manifest = AssetManifest(
-                _paths.manifest_path(self._working_dir, self.execution_rid), self.execution_rid
-            )
+            self._manifest = AssetManifest(self._folder / _paths.MANIFEST_NAME, self.execution_rid)
         return self._manifest
 
     def _metadata_validator(self, table: Table) -> Callable[[dict[str, Any]], None]:
@@ -596,11 +638,13 @@ class ExecutionBase:
         )
 
     # -- uploading ---------------------------------------------------------------------------
-    def _store(self, src: Path, table: str, filename: str, max_retries: int, retry_delay: float) -> StoredObject:
+    def _store(
+        self, src: Path, table: str, filename: str, max_retries: int, retry_delay: float, take: bool = False
+    ) -> StoredObject:
         attempt = 0
         while True:
             try:
-                return self._ml_object.catalog.objects.put(src, table, filename)
+                return self._ml_object.catalog.objects.put(src, table, filename, take=take)
             except OSError:
                 attempt += 1
                 if attempt > max_retries:
@@ -641,18 +685,17 @@ class ExecutionBase:
         timeout: tuple[int, int] | None = None,
         chunk_size: int | None = None,
         final_status: _StatusChange | None = None,
+        take: bool = False,
     ) -> dict[str, list[AssetFilePath]]:
+        """Upload the pending files and record them. With ``take`` (the folder is removed after a
+        successful upload) the embedded store may keep a file itself instead of a copy: a file's
+        name in the folder goes once its row is recorded, and one whose row is not recorded gets
+        its own copy back, so nothing written to the folder later can change a stored object."""
         manifest = self._get_manifest()
         pending = manifest.pending_assets()
         errors: dict[str, str] = {}
         stored: dict[str, tuple[AssetEntry, StoredObject, str]] = {}
-        missing = [
-            key
-            for key in pending
-            if not (
-                _paths.asset_dir(self._working_dir, self.execution_rid, key.split("/", 1)[0]) / key.split("/", 1)[1]
-            ).is_file()
-        ]
+        missing = [key for key in pending if not (self._asset_path(*key.split("/", 1))).is_file()]
         if missing:
             # Registered but never written (a run stopped in between, or its source was removed):
             # reported and dropped, never blocking the other files. The run did not do all it said.
@@ -670,9 +713,9 @@ class ExecutionBase:
         total = len(pending)
         for n, (key, entry) in enumerate(pending.items(), start=1):
             table, filename = key.split("/", 1)
-            src = _paths.asset_dir(self._working_dir, self.execution_rid, table) / filename
+            src = self._asset_path(table, filename)
             try:
-                obj = self._store(src, table, filename, max_retries, retry_delay)
+                obj = self._store(src, table, filename, max_retries, retry_delay, take)
             except (OSError, DerivaMLException) as e:
                 errors[key] = f"{type(e).__name__}: {e}"
                 continue
@@ -699,13 +742,21 @@ class ExecutionBase:
             manifest.mark_uploaded(rids)
         if errors:
             manifest.mark_failed(errors)
+        if take:
+            for key in stored:
+                table, filename = key.split("/", 1)
+                path = self._asset_path(table, filename)
+                if key in rids:
+                    path.unlink(missing_ok=True)  # recorded: the store holds the file
+                else:
+                    _unshare(path)
 
         asset_map: dict[str, list[AssetFilePath]] = {}
         for key, rid in rids.items():
             entry, _, filename = stored[key]
             asset_map.setdefault(f"{entry.schema}/{entry.asset_table}", []).append(
                 AssetFilePath(
-                    _paths.asset_dir(self._working_dir, self.execution_rid, entry.asset_table) / filename,
+                    self._asset_path(entry.asset_table, filename),
                     asset_table=entry.asset_table,
                     file_name=filename,
                     asset_metadata=entry.metadata,
@@ -728,7 +779,7 @@ class ExecutionBase:
         return asset_map
 
     def _upload_tables(self) -> None:
-        root = _paths.execution_root(self._working_dir, self.execution_rid) / "table"
+        root = self._folder / "table"
         if not root.exists():
             return
         for csv_file in sorted(root.glob("*/*/*.csv")):
@@ -767,7 +818,9 @@ class ExecutionBase:
         if self._attached:  # the files go now; the runner records the outcome (and its own files)
             keep_outcome, clean_folder = True, False
         try:
-            if not keep_outcome:
+            if not keep_outcome and not self._ml_object.catalog.atomic_transactions:
+                # On a server the upload takes requests, and the record says so meanwhile. The
+                # embedded store records the files and the final status in one transaction.
                 self.update_status(Status.running, "Uploading execution files...")
             self.uploaded_assets = self._upload_execution_dirs(
                 progress_callback,
@@ -776,6 +829,7 @@ class ExecutionBase:
                 timeout,
                 chunk_size,
                 final_status=None if keep_outcome else self._final_status(),
+                take=bool(clean_folder),
             )
         except Exception as e:
             if not keep_outcome:
@@ -783,7 +837,7 @@ class ExecutionBase:
             raise
         self._release()
         if clean_folder:
-            self._clean_folder_contents(self.working_dir)
+            self._clean_folder_contents(self._folder)
         return self.uploaded_assets
 
     def end(
@@ -813,7 +867,11 @@ class ExecutionBase:
             return self.upload_execution_outputs()
         try:
             self.uploaded_assets = self._upload_execution_dirs(
-                progress_callback, timeout=timeout, chunk_size=chunk_size, final_status=(status, detail, closing)
+                progress_callback,
+                timeout=timeout,
+                chunk_size=chunk_size,
+                final_status=(status, detail, closing),
+                take=bool(getattr(self._ml_object, "clean_execution_dir", True)),
             )
         except Exception as e:
             failed = (Status.failed, f"{_UPLOAD_FAILED} {e}") if status is Status.completed else (status, detail)
@@ -824,13 +882,13 @@ class ExecutionBase:
             raise
         self._release()
         if getattr(self._ml_object, "clean_execution_dir", True):
-            self._clean_folder_contents(self.working_dir)
+            self._clean_folder_contents(self._folder)
         return self.uploaded_assets
 
     def _release(self) -> None:
         """Nothing left to recover once the outcome is recorded and every file uploaded."""
         if self.status in _FINAL and not self._get_manifest().pending_assets():
-            _lease.release(_paths.execution_root(self._working_dir, self.execution_rid))
+            _lease.release(self._working_dir, self.execution_rid)
 
     def upload_assets(self, assets_dir: str | Path) -> dict[str, Any]:
         """Upload every file in ``assets_dir``, a folder named like an asset table, as outputs
@@ -857,10 +915,13 @@ class ExecutionBase:
         return Status.completed, "Successfully end the execution.", {}
 
     def _clean_folder_contents(self, folder_path: Path, remove_folder: bool = True) -> None:
-        if self._get_manifest().pending_assets():
+        manifest = self._get_manifest()
+        if manifest.pending_assets():
             return  # never delete a file that is still to be uploaded
         if remove_folder:
-            shutil.rmtree(folder_path, ignore_errors=True)
+            tables = {entry.asset_table for entry in manifest.assets.values()}
+            if not _remove_known_folder(folder_path, tables):
+                shutil.rmtree(folder_path, ignore_errors=True)
         else:
             for child in folder_path.iterdir():
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
@@ -977,6 +1038,37 @@ _PLANNED = "Initialize status finished."
 _NOT_PLANNED = "Not run: its metadata could not be recorded."
 
 
+def _remove_known_folder(folder: Path, tables: set[str]) -> bool:
+    """Remove an execution's folder that holds only what registering files makes there (the manifest
+    and empty asset folders), with a call per entry instead of a walk; False if it holds more."""
+    try:
+        os.unlink(folder / _paths.MANIFEST_NAME)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    for path in [*(folder / "assets" / t for t in sorted(tables)), folder / "assets", folder]:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
+
+
+def _unshare(path: Path) -> None:
+    """Give ``path`` its own copy of its bytes if it shares them with another name (a stored object)."""
+    try:
+        if path.is_symlink() or path.stat().st_nlink == 1:
+            return
+    except FileNotFoundError:
+        return
+    tmp = path.with_name(f".unshare-{os.getpid()}-{path.name}")
+    shutil.copy2(path, tmp)
+    os.replace(tmp, path)
+
+
 def _check_inputs(ml_object: DerivaML, configuration: ExecutionConfiguration) -> None:
     """Check an execution's workflow types, datasets and assets before anything is written."""
     wf = configuration.workflow
@@ -1009,9 +1101,11 @@ def _run_parameters(ml_object: DerivaML, hydra_files: Mapping[str, bytes]) -> di
 
 
 def _metadata_items(
-    ml_object: DerivaML, configuration: ExecutionConfiguration, hydra_files: Mapping[str, bytes], execution_rid: str
+    ml_object: DerivaML, configuration: ExecutionConfiguration, hydra_files: Mapping[str, bytes], key_prefix: str
 ) -> dict[str, tuple[AssetEntry, StoredObject, str]]:
-    """Store the metadata files of one execution (from memory, or from where they are); key -> what to record."""
+    """Store the metadata files of one execution (from memory, or from where they are); key -> what
+    to record, with keys ``<key_prefix>:<table>/<name>`` (the execution's RID where many are recorded
+    at once)."""
     objects = ml_object.catalog.objects
     schema = ml_object.ml_schema
     table = MLAsset.execution_metadata.value
@@ -1019,7 +1113,7 @@ def _metadata_items(
 
     def add(name: str, obj: StoredObject, asset_type: str, description: str | None) -> None:
         entry = AssetEntry(asset_table=table, schema=schema, asset_types=[asset_type], description=description)
-        items[f"{execution_rid}:{table}/{name}"] = (entry, obj, name)
+        items[f"{key_prefix}:{table}/{name}"] = (entry, obj, name)
 
     for asset_type in {t.value for t in ExecMetadataType}:
         ml_object.lookup_term(MLVocab.asset_type, asset_type)

@@ -1,9 +1,9 @@
 """Recovery: finishing what processes that stopped (killed, crashed, powered off) left behind.
 
-A process that runs an execution names its liveness record (:mod:`._lease`) in the execution's
-folder; a process that plans runs (a pytest session) records the plan in ``plans/``. When that
-process is gone, :func:`recover` - run at every pytest and ``deriva-run`` start, at the end of a
-pytest-xdist session (a killed worker), and by ``ml.recover()`` - makes the records true:
+A process that runs an execution claims it in its liveness record (:mod:`._lease`); a process
+that plans runs (a pytest session) records the plan in ``plans/``. When that process is gone,
+:func:`recover` - run at every pytest and ``deriva-run`` start, at the end of a pytest-xdist
+session (a killed worker), and by ``ml.recover()`` - makes the records true:
 
 - an execution that was running is restored, the files it registered and wrote are uploaded,
   and it ends ``Aborted`` with the reason (one that had already ended keeps its outcome, and its
@@ -48,12 +48,8 @@ def recover(ml: DerivaML) -> list[str]:
     if not _lease.lease_dir(wd).is_dir():
         return []  # nothing has run here since leases exist: nothing to recover
     names = {f.name for f in _lease.lease_dir(wd).glob("*-*")}
-    execution = wd / "execution"
-    owners = {_lease.owner_of(p.parent) for p in execution.glob("*/owner")} if execution.is_dir() else set()
     plans = wd / "plans"
-    if not any(not _lease.is_alive(wd, n) for n in (names | owners) if n) and not (
-        plans.is_dir() and any(plans.iterdir())
-    ):
+    if not any(not _lease.is_alive(wd, n) for n in names) and not (plans.is_dir() and any(plans.iterdir())):
         return []  # every process that ran here is alive (the common case: a few cheap looks)
     done: list[str] = []
     started = time.time()
@@ -73,41 +69,58 @@ def recover(ml: DerivaML) -> list[str]:
 
 
 def _recover_executions(ml: DerivaML, wd: Path) -> list[str]:
+    done: list[str] = []
+    for lease_file in sorted(_lease.lease_dir(wd).glob("*-*")):
+        lease = lease_file.name
+        if _lease.is_alive(wd, lease):
+            continue
+        who = _lease.describe(wd, lease)
+        keep: list[str] = []
+        for rid in _lease.claims_of(wd, lease):
+            line, finished = _recover_execution(ml, rid, who)
+            if not finished:
+                keep.append(rid)
+            if line:
+                done.append(line)
+        _lease.forget(wd, lease, keep)
+    return done
+
+
+def _recover_execution(ml: DerivaML, rid: str, who: str) -> tuple[str, bool]:
+    """Finish execution ``rid`` of the stopped process ``who``: what was done (``""``: nothing was
+    needed), and whether it is finished (False: it could not be done now, and is tried again)."""
+    from pytest_deriva.exceptions import DerivaMLNotFoundError
     from pytest_deriva.execution.configuration import ExecutionConfiguration
     from pytest_deriva.execution.execution import Execution
 
-    done: list[str] = []
-    root = wd / "execution"
-    for owner in sorted(root.glob("*/owner")) if root.is_dir() else []:
-        folder = owner.parent
-        lease = _lease.owner_of(folder)
-        if lease is None or _lease.is_alive(wd, lease):
-            continue
-        rid, who = folder.name, _lease.describe(wd, lease)
-        try:
-            record = ml.lookup_execution(rid)
-            before = record.status
-            workflow = ml.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
-            if workflow is None:
-                _lease.release(folder)
-                done.append(f"{rid}: no workflow recorded; left {before.value}")
-                continue
-            # Only what is needed to finish it: no inputs are downloaded again.
-            config = ExecutionConfiguration(description=record.description or "")
-            exe = Execution(config, ml, workflow=workflow, reload=rid)
-            pending = len(exe._get_manifest().pending_assets())
-            if before in (Status.completed, Status.failed, Status.aborted):
-                exe.upload_execution_outputs()
-            else:
-                exe.end(
-                    Status.aborted,
-                    f"Did not finish: {who} running it stopped. What it registered and wrote was uploaded by a "
-                    "recovery.",
-                )
-            done.append(f"{rid}: {before.value} -> {exe.status.value} ({pending} pending files; {who} had stopped)")
-        except DerivaMLException as e:
-            done.append(f"{rid}: not recovered ({type(e).__name__}: {e}); it is tried again next time")
-    return done
+    try:
+        record = ml.lookup_execution(rid)
+    except DerivaMLNotFoundError:
+        return "", True  # claimed in a transaction that the stop rolled back: there is no such run
+    except DerivaMLException as e:
+        return f"{rid}: not recovered ({type(e).__name__}: {e}); it is tried again next time", False
+    try:
+        before = record.status
+        workflow = ml.lookup_workflow(record.workflow_rid) if record.workflow_rid else None
+        if workflow is None:
+            return f"{rid}: no workflow recorded; left {before.value}", True
+        # Only what is needed to finish it: no inputs are downloaded again.
+        config = ExecutionConfiguration(description=record.description or "")
+        exe = Execution(config, ml, workflow=workflow, reload=rid)
+        pending = len(exe._get_manifest().pending_assets())
+        if before in (Status.completed, Status.failed, Status.aborted):
+            if not pending:
+                exe._release()
+                return "", True  # it had ended and uploaded everything; only its release was not written
+            exe.upload_execution_outputs()
+        else:
+            exe.end(
+                Status.aborted,
+                f"Did not finish: {who} running it stopped. What it registered and wrote was uploaded by a recovery.",
+            )
+        return f"{rid}: {before.value} -> {exe.status.value} ({pending} pending files; {who} had stopped)", True
+    except DerivaMLException as e:
+        return f"{rid}: not recovered ({type(e).__name__}: {e}); it is tried again next time", False
 
 
 def _recover_plans(ml: DerivaML, wd: Path) -> list[str]:
@@ -139,10 +152,9 @@ def _recover_plans(ml: DerivaML, wd: Path) -> list[str]:
 
 
 def _remove_dead_leases(wd: Path) -> None:
-    """Lease files of stopped processes that nothing refers to any more."""
-    referenced = {_lease.owner_of(p.parent) for p in (wd / "execution").glob("*/owner")}
+    """Lease files of stopped processes that claim nothing unfinished any more."""
     for f in _lease.lease_dir(wd).glob("*-*"):
-        if f.name not in referenced and not _lease.is_alive(wd, f.name):
+        if not _lease.is_alive(wd, f.name) and not _lease.claims_of(wd, f.name):
             f.unlink(missing_ok=True)
 
 
