@@ -482,3 +482,69 @@ def test_clean_execution_dir_setting_is_the_default(project, workflow):
     exe.upload_execution_outputs()
     assert (exe.working_dir / "assets" / "Execution_Asset" / "out.bin").read_bytes() == b"out"
     keep.catalog.close()
+
+
+# -- what a run leaves on disk (issue 13: fewer files, the same guarantees) ----------------------
+def _objects(ml: DerivaML) -> Path:
+    return Path(ml.catalog.path) / "objects"  # type: ignore[attr-defined]
+
+
+def test_a_run_claims_itself_in_its_lease_and_releases_itself_when_done(ml, workflow):
+    from pytest_deriva.execution import _lease
+
+    exe = ml.create_execution(config(workflow, "claimed"))
+    lease = _lease.own_lease(ml.working_dir)
+    assert exe.execution_rid in _lease.claims_of(ml.working_dir, lease)  # a recovery leaves it alone
+    # No folder is made for a run until it registers a file.
+    assert not (ml.working_dir / "execution" / exe.execution_rid).exists()
+    with exe:
+        exe.asset_file_path("Execution_Asset", "out.txt").write_text("out")
+    assert exe.execution_rid in _lease.claims_of(ml.working_dir, lease)  # its file is not uploaded yet
+    exe.upload_execution_outputs()
+    assert exe.execution_rid not in _lease.claims_of(ml.working_dir, lease)
+    assert not (ml.working_dir / "execution" / exe.execution_rid).exists()
+
+
+def test_an_uploaded_file_is_stored_once_and_later_writes_to_a_kept_folder_do_not_change_it(ml, workflow):
+    """Hard links are used only where the run's folder is removed after the upload; a folder that is
+    kept holds copies, so writing to a file there after the upload cannot change what was stored."""
+    ml.clean_execution_dir = False
+    with ml.create_execution(config(workflow, "kept")) as exe:
+        path = exe.asset_file_path("Execution_Asset", "weights.bin")
+        path.write_bytes(b"first version")
+    [stored] = exe.upload_execution_outputs()["deriva-ml/Execution_Asset"]
+    path.write_bytes(b"changed afterwards")  # the folder is kept: the user may write there again
+    [asset] = ml.list_assets("Execution_Asset")
+    assert asset.rid == stored.asset_rid
+    obj = _objects(ml) / asset.md5[:2] / asset.md5
+    assert obj.read_bytes() == b"first version"
+    assert hashlib.md5(obj.read_bytes()).hexdigest() == asset.md5
+
+
+def test_a_file_whose_row_is_refused_keeps_its_own_bytes(ml, workflow, monkeypatch):
+    """The store took the file by a hard link; the row was refused, so the file stays pending in the
+    folder, and it gets its own copy back: fixing it there must not change the stored object."""
+    from pytest_deriva.exceptions import DerivaMLException, DerivaMLUploadError
+    from pytest_deriva.execution import execution as execution_module
+
+    exe = ml.create_execution(config(workflow, "refused"))
+    with exe:
+        path = exe.asset_file_path("Execution_Asset", "result.txt")
+        path.write_bytes(b"bytes as first written")
+
+    def refuse(*args, **kwargs):
+        raise DerivaMLException("refused by the test")
+
+    monkeypatch.setattr(execution_module, "_record_asset_rows", refuse)
+    with pytest.raises(DerivaMLUploadError, match="result.txt"):
+        exe.upload_execution_outputs()
+    monkeypatch.undo()
+    assert path.stat().st_nlink == 1  # its own bytes again, not the store's
+    digest = hashlib.md5(b"bytes as first written").hexdigest()
+    stored = _objects(ml) / digest[:2] / digest
+    path.write_bytes(b"fixed")  # what a user may do before uploading again
+    if stored.exists():
+        assert stored.read_bytes() == b"bytes as first written"
+    exe.upload_execution_outputs()
+    [asset] = ml.list_assets("Execution_Asset")
+    assert asset.md5 == hashlib.md5(b"fixed").hexdigest()

@@ -11,6 +11,7 @@ recovery, every file a run registered and wrote is uploaded once, and nothing is
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from pytest_deriva.execution.recovery import recover
 # A 3-child sweep; the child named in KILL_AT (an environment variable) writes one file,
 # registers another it never writes, and kills the whole process (or only its xdist worker).
 SWEEP = """
+import json
 import os
 import signal
 
@@ -167,6 +169,7 @@ def test_killed_at_each_point_of_the_lifecycle(
 def test_a_run_killed_inside_create_execution_is_never_completed(project: Path) -> None:
     """Through the API: killed after the rows, before their metadata; a restore ends them Aborted."""
     code = f"""
+import json
 import os
 from pytest_deriva import DerivaML, ExecutionConfiguration
 from pytest_deriva.execution.execution import Execution
@@ -243,3 +246,18 @@ def test_deriva_run_killed_is_recovered_by_the_next_deriva_run(project: Path, ml
     after = statuses(ml)
     assert after[first["RID"]][0] == "Aborted"
     assert sorted(s for s, _ in after.values()) == ["Aborted", "Completed"]
+
+
+def test_a_claim_of_a_run_that_was_never_committed_is_dropped(project: Path) -> None:
+    """A process killed inside the transaction that records a new run has claimed a RID that the
+    rollback took away: the recovery finds no such run, says nothing, and the lease goes."""
+    ml = DerivaML(project / ".deriva")
+    wf = ml.create_workflow("train", "Training", source_path=project / "train.py")
+    live = ml.create_execution(ExecutionConfiguration(description="live"), workflow=wf)
+    dead = _dead_pid()
+    lease = project / ".deriva" / "work" / "leases" / f"{dead}-deadbeef"
+    lease.write_text(json.dumps({"pid": dead}) + "\n+1-ZZZZ\n")
+    assert ml.recover() == []
+    assert not lease.exists()
+    assert ml.lookup_execution(live.execution_rid).status.value == "Pending"  # a live run is left alone
+    live.upload_execution_outputs()
