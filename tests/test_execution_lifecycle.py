@@ -536,7 +536,7 @@ def test_a_file_whose_row_is_refused_keeps_its_own_bytes(ml, workflow, monkeypat
         raise DerivaMLException("refused by the test")
 
     monkeypatch.setattr(execution_module, "_record_asset_rows", refuse)
-    with pytest.raises(DerivaMLUploadError, match="result.txt"):
+    with pytest.raises(DerivaMLUploadError, match=r"result\.txt"):
         exe.upload_execution_outputs()
     monkeypatch.undo()
     assert path.stat().st_nlink == 1  # its own bytes again, not the store's
