@@ -321,6 +321,20 @@ def redact_text(text: str, known: Iterable[str] = (), min_known: int = 4) -> str
     """Free text (a log line, a message, a test id) with secrets replaced by ``***``:
     ``name=value``/``name: value`` pairs with a secret name, URL user info, ``Bearer <token>``,
     and each of the ``known`` secret values of at least ``min_known`` characters."""
+    if not known and len(text) <= _CACHED_TEXT:
+        return _redact_short_text(current_policy(), text)
+    return _redact_text(text, known, min_known)
+
+
+_CACHED_TEXT = 512  # short texts (descriptions, arguments, values) repeat across a sweep's records
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_short_text(policy: SecretPolicy, text: str) -> str:
+    return _redact_text(text, (), 4)
+
+
+def _redact_text(text: str, known: Iterable[str], min_known: int) -> str:
     for value in sorted({k for k in known if len(k) >= min_known}, key=len, reverse=True):
         text = text.replace(value, REDACTED)
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
@@ -373,7 +387,11 @@ def _is_option(arg: str) -> bool:
 def redact_argv(argv: Iterable[str]) -> list[str]:
     """``argv`` with the values of secret options and arguments replaced by ``***``: ``--pw S``,
     ``--api-key=S``, ``-P S``, ``-PS``, ``token=S``, ``model_config.api_token=S``, URL user info."""
-    policy = current_policy()
+    return list(_redact_argv(current_policy(), tuple(str(a) for a in argv)))
+
+
+@functools.lru_cache(maxsize=256)  # the same arguments are recorded for every run of a process
+def _redact_argv(policy: SecretPolicy, argv: tuple[str, ...]) -> tuple[str, ...]:
     out: list[str] = []
     redact_next = False
     for arg in argv:
@@ -405,7 +423,7 @@ def redact_argv(argv: Iterable[str]) -> list[str]:
                 out.append(short + ("=" if arg[len(short)] == "=" else "") + REDACTED)
             continue
         out.append(_redact_override(arg))
-    return out
+    return tuple(out)
 
 
 def redact_mapping(obj: Any) -> Any:

@@ -878,14 +878,16 @@ class EmbeddedCatalog:
                 changes["RMT"] = now
                 sets = ", ".join(f"{_q(k)} = ?" for k in changes)
                 params = [self._to_sql(t.columns[k].base_typename, v) for k, v in changes.items()]
+                back = ", ".join(map(_q, names)) if returning else '"RID"'  # RID: was there such a row
                 cur = self._exec(
-                    f'UPDATE {_q(t.qualified_name)} SET {sets} WHERE "RID" = ? RETURNING {", ".join(map(_q, names))}',
+                    f'UPDATE {_q(t.qualified_name)} SET {sets} WHERE "RID" = ? RETURNING {back}',
                     [*params, row["RID"]],
                 )
                 stored = cur.fetchone()
                 if stored is None:
                     raise DerivaMLNotFoundError(f"No row with RID {row['RID']} in {t.qualified_name} to update.")
-                out.append(self._decode_row(t, stored, names))
+                if returning:
+                    out.append(self._decode_row(t, stored, names))
         return out if returning else []
 
     def select(

@@ -25,6 +25,7 @@ a refused permission (403).
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,6 +61,8 @@ _BATCH_BYTES = 250 * 1024
 # Status codes after which a request that is safe to repeat is repeated.
 _RETRY_CODES = frozenset({408, 429, 500, 502, 503, 504})
 _RETRIES = 3
+# A transaction aborted by a concurrent writer is repeated more often: the collision passes.
+_ABORTED_RETRIES = 8
 
 
 def server_session_config() -> dict[str, Any]:
@@ -282,9 +285,10 @@ class ServerCatalog:
                 )
                 # A 503 "Transaction aborted" (a concurrent writer won) wrote nothing: always safe to repeat.
                 aborted = code == 503 and "aborted" in _detail(getattr(e, "response", None)).lower()
-                if ((retry and passing) or aborted) and attempt < _RETRIES:
+                if ((retry and passing) and attempt < _RETRIES) or (aborted and attempt < _ABORTED_RETRIES):
                     attempt += 1
-                    time.sleep(0.25 * 2**attempt)
+                    # Jittered: two writers that collided must not collide again at the same instant.
+                    time.sleep(0.25 * 2 ** min(attempt, 4) * (0.5 + random.random()))  # noqa: S311 - timing, not secrets
                     continue
                 raise self._errors.translate(e, doing) from None
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -99,7 +100,17 @@ def execution_root(working_dir: Path, execution_rid: str) -> Path:
 
 def asset_dir(working_dir: Path, execution_rid: str, asset_table: str) -> Path:
     """The flat folder of an asset table's registered files (made if missing, with its parents)."""
-    return _ensure(_root(working_dir, execution_rid) / "assets" / _segment(asset_table, "Asset table"))
+    root = _root(working_dir, execution_rid)
+    folder = root / "assets" / _segment(asset_table, "Asset table")
+    if folder.is_dir():
+        return folder
+    try:  # from the top down: three calls for a new execution's folder, where mkdir -p makes five
+        for level in (root, root / "assets", folder):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(level)
+    except FileNotFoundError:  # the working directory's execution folder is new too
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 MANIFEST_NAME = "asset-manifest.jsonl"
