@@ -497,7 +497,11 @@ class ExecutionBase:
 
     def _asset_path(self, table: str, filename: str) -> Path:
         """Where a registered file of asset table ``table`` is (nothing is made)."""
-        return self._folder / "assets" / table / filename
+        folders: dict[str, Path] = self.__dict__.setdefault("_asset_folders", {})
+        folder = folders.get(table)
+        if folder is None or folder.parent.parent != self._folder:
+            folder = folders[table] = self._folder / "assets" / table
+        return folder / filename
 
     def refresh_manifest(self) -> None:
         """Read the registered files again: another process (a notebook's kernel) registered some."""
