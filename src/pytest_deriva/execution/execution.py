@@ -659,9 +659,10 @@ class ExecutionBase:
         self,
         stored: Mapping[str, tuple[AssetEntry, StoredObject, str]],
         final_status: _StatusChange | None = None,
+        also: Callable[[], None] | None = None,
     ) -> dict[str, str]:
-        """Asset rows, Output links and types for stored objects, and then the status, in one
-        transaction; key -> RID."""
+        """Asset rows, Output links and types for stored objects, ``also`` (more writes of the
+        run's end), and then the status, in one transaction; key -> RID."""
         ml = self._ml_object
         cat = ml.catalog
         rids: dict[str, str] = {}
@@ -674,6 +675,8 @@ class ExecutionBase:
             for (schema, table), items in groups.items():
                 rids.update(self._record_asset_table(ml._table(f"{schema}:{table}"), items))
             crash_point("upload:recorded")
+            if also is not None:
+                also()
             if final_status is not None:
                 self._write_status(*final_status)
         return rids
@@ -690,6 +693,7 @@ class ExecutionBase:
         chunk_size: int | None = None,
         final_status: _StatusChange | None = None,
         take: bool = False,
+        also: Callable[[], None] | None = None,
     ) -> dict[str, list[AssetFilePath]]:
         """Upload the pending files and record them. With ``take`` (the folder is removed after a
         successful upload) the embedded store may keep a file itself instead of a copy: a file's
@@ -732,7 +736,8 @@ class ExecutionBase:
         rids: dict[str, str] = {}
         crash_point("upload:stored")
         try:
-            rids = self._record_assets(stored, None if errors else final_status)
+            rids = self._record_assets(stored, None if errors else final_status, also)
+            also = None
         except DerivaMLException:
             # Find the rows the catalog refuses, one file at a time; record the others.
             for key, item in stored.items():
@@ -740,6 +745,8 @@ class ExecutionBase:
                     rids.update(self._record_assets({key: item}))
                 except DerivaMLException as e:
                     errors[key] = f"{type(e).__name__}: {e}"
+            if also is not None:
+                also()
             if final_status is not None and not errors:
                 self._write_status(*final_status)
         if rids:
@@ -852,6 +859,7 @@ class ExecutionBase:
         progress_callback: Callable[[UploadProgress], None] | None = None,
         timeout: tuple[int, int] | None = None,
         chunk_size: int | None = None,
+        also: Callable[[], None] | None = None,
     ) -> dict[str, list[AssetFilePath]]:
         """End the run with its outcome: record the ``Duration``, upload every registered file, and
         set ``status`` and ``detail`` (the outcome, e.g. ``Failed`` and the error) in the same
@@ -861,7 +869,8 @@ class ExecutionBase:
         is known (the pytest plugin and ``run_model`` do). Until it returns the record says
         ``Running``; a crash in between leaves work that a restore finishes. When a file does not
         upload, a ``Completed`` run ends ``Failed`` with the reason, another outcome is kept, and
-        :class:`DerivaMLUploadError` is raised with the file still pending.
+        :class:`DerivaMLUploadError` is raised with the file still pending. ``also`` makes more
+        writes of the run's end (the index of its metrics) in the same transaction as its files.
         """
         status = Status(status)
         started = self.start_time is not None  # a restored execution: its Duration is not known here
@@ -876,6 +885,7 @@ class ExecutionBase:
                 chunk_size=chunk_size,
                 final_status=(status, detail, closing),
                 take=bool(getattr(self._ml_object, "clean_execution_dir", True)),
+                also=also,
             )
         except Exception as e:
             failed = (Status.failed, f"{_UPLOAD_FAILED} {e}") if status is Status.completed else (status, detail)

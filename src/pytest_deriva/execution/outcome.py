@@ -10,6 +10,7 @@ follows the files (:meth:`Execution.end`), so a record never says more than is t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -96,6 +97,7 @@ def end_run(
         DerivaMLUploadError: a file did not upload; it stays pending (a ``Completed`` outcome is
             then recorded ``Failed`` with the reason) and a later restore uploads it.
     """
+    index: Callable[[], None] | None = None
     if not execution.dry_run:
         if outcome.traceback:
             path = execution.asset_file_path("Execution_Metadata", "traceback.txt", asset_types="Execution_Metadata")
@@ -104,12 +106,23 @@ def end_run(
             path = execution.asset_file_path("Execution_Metadata", "metrics.json", asset_types="Execution_Metadata")
             # Valid JSON: NaN and infinities are null here; the index keeps their text.
             path.write_text(json.dumps(json_safe(dict(outcome.metrics)), default=str), encoding="utf-8")
-            try:
-                write_metrics(execution.catalog, execution.execution_rid, outcome.metrics)
-            except DerivaMLException as e:  # the file has them; the run still ends as it should
-                logging.getLogger("pytest_deriva").warning(
-                    "Execution %s: metrics not indexed (%s); they are in metrics.json", execution.execution_rid, e
-                )
+            # Indexed in the transaction that records the run's files and status.
+            index = functools.partial(_index_metrics, execution, dict(outcome.metrics))
+
     return execution.end(
-        outcome.status, outcome.detail, progress_callback=progress_callback, timeout=timeout, chunk_size=chunk_size
+        outcome.status,
+        outcome.detail,
+        progress_callback=progress_callback,
+        timeout=timeout,
+        chunk_size=chunk_size,
+        also=index,
     )
+
+
+def _index_metrics(execution: Execution, metrics: Mapping[str, Any]) -> None:
+    try:
+        write_metrics(execution.catalog, execution.execution_rid, metrics)
+    except DerivaMLException as e:  # the file has them; the run still ends as it should
+        logging.getLogger("pytest_deriva").warning(
+            "Execution %s: metrics not indexed (%s); they are in metrics.json", execution.execution_rid, e
+        )
