@@ -88,7 +88,8 @@ def read_yaml(data: bytes) -> Any:
     """A YAML file's document, or None when it is not YAML."""
     yaml = importlib.import_module("yaml")  # a dependency of hydra; imported on use (no stubs)
     try:
-        return yaml.safe_load(data.decode("utf-8", "replace"))
+        # libyaml's loader where PyYAML has it: the same documents, parsed ten times faster.
+        return yaml.load(data.decode("utf-8", "replace"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return None
 
