@@ -151,8 +151,54 @@ def test_corrupt_object_fails_materialization_naming_the_file(ml, built):
     image = ml.lookup_asset(built["Image"][1])
     stored = Path(ml.catalog.path) / "objects" / image.md5[:2] / image.md5
     stored.write_bytes(b"bit rot")
+    spec = DatasetSpec(rid=built["dataset"][0], version="1.0.0")
     with pytest.raises(DerivaMLDataError, match=r"img 1\.png.*fails its checksum"):
-        ml.download_dataset_bag(DatasetSpec(rid=built["dataset"][0], version="1.0.0"))
+        ml.download_dataset_bag(spec)
+    # The bag is in the cache without that file; once the object is good again, the next download
+    # fetches what is missing and validates the whole bag.
+    stored.write_bytes(b"pixels 1")
+    again = ml.download_dataset_bag(spec)
+    assert again.from_cache is False
+    assert again.asset_path(built["Image"][1]).read_bytes() == b"pixels 1"
+    bdbag_api.validate_bag(str(again.path), fast=False)
+
+
+def test_a_fresh_bag_reads_each_file_once_and_bdbag_accepts_it(ml, built, monkeypatch):
+    """A cold download with materialize copies each object once, checking its MD5 on the way; bdbag
+    neither fetches nor validates it again, and the bag passes bdbag's full and fast validation."""
+    from pytest_deriva.catalog import objectstore
+    from pytest_deriva.dataset import _bdbag
+
+    copied: list[str] = []
+    copy = objectstore.copy_new_hashing
+
+    def counting(src, dest, size_hint=None):
+        copied.append(Path(dest).name)
+        return copy(src, dest, size_hint)
+
+    def second_pass(*args, **kwargs):
+        raise AssertionError("bdbag read the files of a bag made just now")
+
+    monkeypatch.setattr(objectstore, "copy_new_hashing", counting)
+    monkeypatch.setattr(_bdbag, "materialize_bag", second_pass)
+    monkeypatch.setattr(_bdbag, "validate_bag", second_pass)
+    bag = ml.download_dataset_bag(DatasetSpec(rid=built["dataset"][0], version="1.0.0"))
+    monkeypatch.undo()
+    listed = [line.split("\t")[2] for line in (bag.path / "fetch.txt").read_text().splitlines()]
+    assert sorted(copied) == sorted(name.rsplit("/", 1)[1] for name in listed) == ["img 1.png", "img 2.png"]
+    assert bag.is_materialized
+    bdbag_api.validate_bag(str(bag.path), fast=False)  # every checksum
+    bdbag_api.validate_bag(str(bag.path), fast=True)  # Payload-Oxum, which the full validation skips
+
+
+def test_a_file_unlike_its_catalog_md5_fails_materialization(ml, built):
+    """Files are checked against the MD5 the catalog records (the bag's manifest), not only the URL's."""
+    rid = built["dataset"][0]
+    image = built["Image"][1]
+    ml.update_records("Image", [{"RID": image, "MD5": "0" * 32}])
+    version = ml.increment_dataset_version(rid, "patch", "a wrong checksum")
+    with pytest.raises(DerivaMLDataError, match=r"img 1\.png.*not the 0{32} it is recorded with"):
+        ml.download_dataset_bag(DatasetSpec(rid=rid, version=str(version)))
 
 
 def test_corrupt_file_in_a_bag_fails_validation_naming_the_file(ml, built):

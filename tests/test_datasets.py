@@ -11,6 +11,7 @@ from pytest_deriva import (
     DatasetSpec,
     DerivaML,
     DerivaMLCycleError,
+    DerivaMLDataError,
     DerivaMLDatasetNotFound,
     DerivaMLException,
     DerivaMLInvalidTerm,
@@ -329,6 +330,18 @@ def test_execution_creates_datasets_and_adds_files(ml, workflow, tmp_path):
     assert sorted(p.name for p in (bag.path / "data" / "asset" / "File").rglob("*.txt")) == ["a.txt", "b c.txt"]
     with pytest.raises(DerivaMLValidationError, match="MD5"):
         FileSpec(url="x.txt", md5="nope", length=1)
+
+
+def test_a_registered_file_changed_since_fails_materialization(ml, workflow, tmp_path):
+    """A file:// asset is read once into the bag and checked against the MD5 it was registered with."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"alpha")
+    with ml.create_execution(ExecutionConfiguration(workflow=workflow)) as exe:
+        files = exe.add_files(FileSpec.create_filespecs(folder, description="raw"), dataset_types="Testing")
+    (folder / "a.txt").write_bytes(b"omega")
+    with pytest.raises(DerivaMLDataError, match=r"a\.txt.*fails its checksum"):
+        files.download_dataset_bag()
 
 
 def test_dataset_version_and_spec_config():

@@ -135,6 +135,7 @@ def test_datasets_versions_and_bags_on_both(fresh_ml: DerivaML, project: Path) -
     assert ages == {"ann": 30, "bob": 40}  # the version, not today's data
     files = sorted(p.name for p in bag.path.rglob("img *.png"))
     assert files == ["img 0.png", "img 1.png"]
+    bag.validate()  # bdbag's full validation: the files fetched (from Hatrac on a server) match the manifest
     latest = ml.download_dataset_bag(DatasetSpec(rid=dataset.dataset_rid, version=str(dataset.current_version)))
     assert {r["Name"]: r["Age"] for r in latest.get_table_as_dict("Subject")}["ann"] == 31
     # An execution reads the dataset: it is recorded as an input.

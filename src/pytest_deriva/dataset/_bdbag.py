@@ -1,16 +1,16 @@
-"""The ``bdbag`` side of dataset bags: making, fetching from the object store, validating.
+"""The ``bdbag`` side of dataset bags: materializing a bag already in the cache, validating.
 
-Kept apart from the bag reader because importing ``bdbag`` costs about 0.2 s; only downloads
-and validation need it.
+Kept apart because importing ``bdbag`` costs about 0.2 s; a bag that is made fresh never needs it
+(:mod:`pytest_deriva.dataset._bagwriter` writes it, fetching and checking its files once). bdbag
+materializes a bag that is in the cache without some of its files (downloaded with
+``materialize=False``, or a fetch or a validation failed), and validates bags
+(:meth:`DatasetBag.validate`).
 
-Asset files are listed in ``fetch.txt``. An object of the embedded store has a URL of the form
-``deriva-embedded://localhost/hatrac/<Table>/<md5>.<name>`` (bagit requires a scheme and a host);
-materializing hands that scheme, and ``file://`` URLs of registered files, to
-:class:`ObjectStoreFetchTransport` through bdbag's own fetch configuration
-(``fetch_config.<scheme>.handler``), so bdbag resolves the fetch list without any network.
-A server's ``https://`` object URLs go to the same handler, which fetches them through the
-catalog's Hatrac store with its credential. bdbag's configuration and
-keychain are files in the cache folder, never in the user's home.
+bdbag resolves ``fetch.txt`` through its own fetch configuration (``fetch_config.<scheme>.handler``):
+the ``deriva-embedded`` scheme of the embedded store, ``file://`` URLs of registered files and a
+server's ``https://`` URLs all go to :class:`ObjectStoreFetchTransport`, which fetches through the
+catalog's object store (a server's Hatrac store holds the credential), so nothing goes around it.
+bdbag's configuration and keychain are files in the cache folder, never in the user's home.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from bdbag import bdbag_api, bdbagit
@@ -33,22 +32,17 @@ from bdbag.bdbag_config import DEFAULT_CONFIG
 from bdbag.fetch.transports.base_transport import BaseFetchTransport
 
 from pytest_deriva.catalog.port import ObjectStore
+from pytest_deriva.dataset._bagwriter import EMBEDDED_SCHEME, MATERIALIZED_MARKER, fetch_failure
 from pytest_deriva.exceptions import DerivaMLDataError, DerivaMLException
 
 __all__ = [
     "EMBEDDED_SCHEME",
     "MATERIALIZED_MARKER",
     "ObjectStoreFetchTransport",
-    "fetch_url",
-    "make_bag",
     "materialize_bag",
     "validate_bag",
 ]
 
-#: Beside a bag: it was materialized and every file validated.
-MATERIALIZED_MARKER = ".materialized"
-
-EMBEDDED_SCHEME = "deriva-embedded"
 _HANDLER = f"{__name__}.ObjectStoreFetchTransport"
 _CONFIG_VERSION = "2"  # bump when the configuration written below changes
 # bagit changes the working directory while it makes or validates a bag (os.chdir, process-wide):
@@ -89,16 +83,6 @@ class ObjectStoreFetchTransport(BaseFetchTransport):  # type: ignore[misc]
         """Nothing to release."""
 
 
-def fetch_url(url: str, objects: ObjectStore) -> str:
-    """The URL a bag's ``fetch.txt`` lists for an asset URL as the catalog records it."""
-    parts = urlsplit(url)
-    if not parts.scheme and url.startswith("/"):
-        return objects.fetch_url(url)
-    if parts.scheme == "file" and not parts.netloc:
-        return urlunsplit(("file", "localhost", parts.path, "", ""))  # bagit wants a host
-    return url
-
-
 def config_folder(cache_dir: Path | None) -> Path:
     """Where bdbag's configuration and keychain live: ``<cache_dir>/bdbag``, or a temporary folder."""
     if cache_dir is None:
@@ -124,33 +108,6 @@ def _config_files(cache_dir: Path | None) -> tuple[str, str]:
             tmp.write_text(json.dumps(doc, indent=2))
             os.replace(tmp, path)
     return str(config_file), str(keychain_file)
-
-
-def make_bag(
-    bag_dir: Path, cache_dir: Path, metadata: Mapping[str, str], remote_files: Sequence[Mapping[str, Any]]
-) -> None:
-    """Turn the folder ``bag_dir`` (its files become the payload) into a bag with ``fetch.txt``.
-
-    Manifests are MD5: the checksum the object store keeps for every file, so a file listed in
-    ``fetch.txt`` is checked without reading it when the bag is made.
-    """
-    config_file, _ = _config_files(cache_dir)
-    manifest = None
-    if remote_files:
-        manifest = bag_dir.parent / "remote-files.json"
-        manifest.write_text(json.dumps(list(remote_files)))
-    try:
-        with _CWD_LOCK:
-            bdbag_api.make_bag(
-                str(bag_dir),
-                algs=["md5"],
-                metadata=dict(metadata),
-                remote_file_manifest=str(manifest) if manifest else None,
-                config_file=config_file,
-            )
-    finally:
-        if manifest is not None:
-            manifest.unlink(missing_ok=True)
 
 
 def _failure(bag_dir: Path, e: Exception) -> DerivaMLDataError:
@@ -182,17 +139,8 @@ def validate_bag(bag_dir: Path, cache_dir: Path | None, fast: bool = False) -> N
         raise _failure(bag_dir, e) from e
 
 
-def validate_structure(bag_dir: Path) -> None:
-    """Check a bag whose files are not fetched yet: its manifests, ``fetch.txt`` and local files agree."""
-    try:
-        with _CWD_LOCK:
-            bdbag_api.validate_bag_structure(str(bag_dir), skip_remote=True)
-    except (bdbagit.BagValidationError, bdbagit.BagError) as e:
-        raise _failure(bag_dir, e) from e
-
-
 def materialize_bag(bag_dir: Path, cache_dir: Path, objects: ObjectStore) -> None:
-    """Fetch every file in ``fetch.txt`` (from the object store), then validate the whole bag.
+    """Fetch the files of ``fetch.txt`` that are missing (from the object store), then validate the whole bag.
 
     Raises:
         DerivaMLDataError: naming each file that could not be fetched or fails its checksum.
@@ -213,6 +161,5 @@ def materialize_bag(bag_dir: Path, cache_dir: Path, objects: ObjectStore) -> Non
     except (bdbagit.BagError, RuntimeError) as e:
         raise DerivaMLDataError(f"Cannot fetch the files of bag {bag_dir}: {e}") from e
     if errors or not ok:
-        listing = "; ".join(errors) or "see the log for the files bdbag could not fetch"
-        raise DerivaMLDataError(f"{len(errors) or 'Some'} files of bag {bag_dir} could not be fetched: {listing}")
+        raise fetch_failure(bag_dir, errors)
     validate_bag(bag_dir, cache_dir, fast=False)

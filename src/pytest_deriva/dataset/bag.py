@@ -1,6 +1,7 @@
 """Dataset bags: a version of a dataset as a BDBag on disk, and :class:`DatasetBag` to read one.
 
-A bag of dataset ``<RID>`` at version ``<v>`` is the folder ``Dataset_<RID>`` made with bdbag::
+A bag of dataset ``<RID>`` at version ``<v>`` is the folder ``Dataset_<RID>``, a BagIt bag in the form
+bdbag makes (written by :mod:`pytest_deriva.dataset._bagwriter`, read and validated by bdbag)::
 
     Dataset_<RID>/
       bag-info.txt               Deriva-Dataset-RID, Deriva-Dataset-Version, Deriva-Catalog-Snapshot, ...
@@ -26,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib
+import io
 import json
 import os
 import shutil
@@ -37,7 +39,7 @@ from urllib.parse import unquote
 
 from pytest_deriva.catalog.model import SYSTEM_COLUMNS, Model, Table
 from pytest_deriva.catalog.port import select_in
-from pytest_deriva.dataset._bdbag import MATERIALIZED_MARKER
+from pytest_deriva.dataset._bagwriter import MATERIALIZED_MARKER, BagWriter, fetch_failure, fetch_url
 from pytest_deriva.dataset.version import DatasetVersion
 from pytest_deriva.exceptions import (
     DerivaMLConfigurationError,
@@ -139,53 +141,49 @@ def _collect(ml: DerivaML, dataset_rid: str, snapshot: str) -> _Contents:
     return out
 
 
-def _write_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], bag_dir: Path) -> None:
-    from pytest_deriva.dataset import _bdbag
-
+def _write_bag(
+    ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], bag_dir: Path, shown_dir: Path, materialize: bool
+) -> list[str]:
+    """Make the bag in the new folder ``bag_dir`` (to be renamed to ``shown_dir``); with
+    ``materialize`` its files fetched too, each checked against its MD5 as it is written.
+    One message per file that could not be fetched."""
     snapshot = version_row["Snapshot"]
     contents = _collect(ml, dataset_rid, snapshot)
-    bag_dir.mkdir(parents=True)
+    bag = BagWriter(bag_dir)
     doc: dict[str, Any] = {"schemas": {}}
-    remote: list[dict[str, Any]] = []
     objects = ml.catalog.objects
     for qname, t in sorted(contents.tables.items()):
         schema_doc = doc["schemas"].setdefault(
             t.schema.name, {"schema_name": t.schema.name, "comment": None, "annotations": {}, "tables": {}}
         )
         schema_doc["tables"][t.name] = t.doc
-        folder = bag_dir / t.schema.name
-        folder.mkdir(exist_ok=True)
         names = list(t.columns)
         rows = sorted(contents.rows[qname].values(), key=lambda r: str(r["RID"]))
-        with (folder / f"{t.name}.csv").open("w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(names)
-            w.writerows([_csv_value(r.get(n)) for n in names] for r in rows)
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(names)
+        w.writerows([_csv_value(r.get(n)) for n in names] for r in rows)
+        bag.add_file(f"{t.schema.name}/{t.name}.csv", text.getvalue().encode("utf-8"))
         if ml.model.is_asset(t):
             for r in rows:
-                if not r.get("URL"):
-                    continue
-                name = _asset_name(r)
-                remote.append(
-                    {
-                        "url": _bdbag.fetch_url(r["URL"], objects),
-                        "length": r["Length"],
-                        "filename": f"asset/{t.name}/{r['RID']}/{name}",
-                        "md5": r["MD5"],
-                    }
-                )
-    (bag_dir / "schema.json").write_text(json.dumps(doc, indent=1))
-    metadata = {
-        "External-Description": f"Dataset {dataset_rid} version {version_row['Version']} "
-        f"of catalog {ml.catalog.uri} (snapshot {snapshot}).",
-        "Deriva-Dataset-RID": dataset_rid,
-        "Deriva-Dataset-Version": str(version_row["Version"]),
-        "Deriva-Dataset-Version-RID": str(version_row["RID"]),
-        "Deriva-Catalog-Snapshot": str(snapshot),
-        "Deriva-Catalog": ml.catalog.uri,
-        "Deriva-ML-Schema": ml.ml_schema,
-    }
-    _bdbag.make_bag(bag_dir, ml.cache_dir, metadata, remote)
+                if r.get("URL"):
+                    url = fetch_url(r["URL"], objects)
+                    bag.add_remote(url, r["Length"], f"asset/{t.name}/{r['RID']}/{_asset_name(r)}", r["MD5"])
+    bag.add_file("schema.json", json.dumps(doc, indent=1).encode("utf-8"))
+    errors = bag.fetch(objects, shown_dir) if materialize else []
+    bag.finish(
+        {
+            "External-Description": f"Dataset {dataset_rid} version {version_row['Version']} "
+            f"of catalog {ml.catalog.uri} (snapshot {snapshot}).",
+            "Deriva-Dataset-RID": dataset_rid,
+            "Deriva-Dataset-Version": str(version_row["Version"]),
+            "Deriva-Dataset-Version-RID": str(version_row["RID"]),
+            "Deriva-Catalog-Snapshot": str(snapshot),
+            "Deriva-Catalog": ml.catalog.uri,
+            "Deriva-ML-Schema": ml.ml_schema,
+        }
+    )
+    return errors
 
 
 def cache_entry(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any]) -> Path:
@@ -197,21 +195,27 @@ def cache_entry(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any]) -> 
 
 
 def download_dataset_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, Any], materialize: bool) -> DatasetBag:
-    """The bag of a dataset version from the cache, made (and materialized) when missing."""
-    from pytest_deriva.dataset import _bdbag
+    """The bag of a dataset version from the cache, made (and materialized) when missing.
 
+    A bag made here is materialized while it is made: each file is copied once, its MD5 checked
+    against the catalog's as it is written, and every other payload file hashed from the bytes
+    written, so the bag is valid as made without bdbag reading it back. A bag in the cache without
+    its files (made with ``materialize=False``, or a fetch failed) is materialized with bdbag and
+    then fully validated.
+    """
     entry = cache_entry(ml, dataset_rid, version_row)
     root = entry.parent
     bag_dir = entry / f"Dataset_{dataset_rid}"
     hit = (entry / _COMPLETE).exists()
+    errors: list[str] = []
     if not hit:
         # Made aside and renamed into place: a crash or a concurrent download never leaves half a bag.
         tmp = root / f".tmp-{uuid.uuid4().hex}"
         try:
-            _write_bag(ml, dataset_rid, version_row, tmp / bag_dir.name)
-            if not materialize:  # materializing validates the whole bag below
-                _bdbag.validate_structure(tmp / bag_dir.name)
+            errors = _write_bag(ml, dataset_rid, version_row, tmp / bag_dir.name, bag_dir, materialize)
             (tmp / _COMPLETE).write_text(f"{version_row['Version']}\n")
+            if materialize and not errors:
+                (tmp / MATERIALIZED_MARKER).write_text("validated\n")
             try:
                 os.rename(tmp, entry)
             except OSError:
@@ -220,6 +224,10 @@ def download_dataset_bag(ml: DerivaML, dataset_rid: str, version_row: dict[str, 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if materialize and not (entry / MATERIALIZED_MARKER).exists():
+        if errors:  # the bag is in the cache without those files; the next download fetches them
+            raise fetch_failure(bag_dir, errors)
+        from pytest_deriva.dataset import _bdbag
+
         hit = False
         _bdbag.materialize_bag(bag_dir, ml.cache_dir, ml.catalog.objects)
         (entry / MATERIALIZED_MARKER).write_text("validated\n")
