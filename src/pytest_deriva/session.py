@@ -769,7 +769,10 @@ class DerivaSession:
             return
         if not (self.plan_dir / "plan.json").exists():
             return
-        self._recover()  # a killed xdist worker's run, before its sweep is closed
+        if self.config.pluginmanager.has_plugin("dsession"):
+            # Runs of a killed xdist worker, before their sweep is closed. Without workers this
+            # process ran every run and ended each one; the look at start-up found the rest.
+            self._recover()
         self.sweep_results = self.planner.finish()
         for result in self.sweep_results:
             self.config.hook.pytest_deriva_sweep_finished(config=self.config, result=result)
