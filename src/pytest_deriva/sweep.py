@@ -133,6 +133,10 @@ def hydra_files(run_dir: str, params: Mapping[str, Any]) -> dict[str, bytes]:
     }
 
 
+#: Runs recorded by one call of ``Execution.record_planned`` (a few requests each).
+_PLAN_CHUNK = 200
+
+
 class RunPlanner:
     """Plans, hands out and finishes the executions of one session.
 
@@ -263,7 +267,10 @@ class RunPlanner:
                     batches.setdefault(id(s.workflow), []).append((s, parent_rid))
             if parent_rid is not None:
                 link_children(self.ml, parent_rid, earlier)
-        for batch in batches.values():
+        # In chunks: what recording a run holds until its chunk is written (its rows, files and
+        # their bytes) is held for one chunk at a time, so a sweep's size does not set the peak memory.
+        chunks = [b[i : i + _PLAN_CHUNK] for b in batches.values() for i in range(0, len(b), _PLAN_CHUNK)]
+        for batch in chunks:
             runs = []
             for s, _ in batch:
                 run_dir = str(s.index) if s.parametrized else stamp
