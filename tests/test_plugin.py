@@ -900,3 +900,30 @@ def test_summary_reads_as_people_read_it(pytester, dry):
         re.M,
     ), out
     assert "runs" in out.splitlines()
+
+
+def test_the_plugin_is_imported_without_assertion_rewriting(pytester):
+    """pytest would rewrite the asserts of every module of the plugin and cache them in bytecode of
+    its own: where none can be written, each run would compile them again."""
+    make_project(
+        pytester,
+        {
+            "experiment_loaders.py": """
+                import sys
+
+
+                def experiment_loaders(execution):
+                    modules = list(sys.modules.items())
+                    loaders = {name: type(getattr(m, "__loader__", None)).__name__ for name, m in modules}
+                    rewritten = sorted(
+                        name for name, loader in loaders.items()
+                        if name.startswith("pytest_deriva") and loader == "AssertionRewritingHook"
+                    )
+                    # The package and what it imports first are read before the mark is taken off.
+                    assert rewritten == ["pytest_deriva", "pytest_deriva._lazy"], rewritten
+                    assert "pytest_deriva.sweep" in sys.modules
+            """
+        },
+    )
+    result = pytester.runpytest_subprocess("--deriva-run", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
