@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)  # one per collected run: no __dict__ each
 class RunSpec:
     """One experiment call to record (what the pytest plugin learns at collection)."""
 
@@ -72,7 +72,7 @@ class RunSpec:
     dry_run: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # one per planned run: no __dict__ each
 class PlannedRun:
     """A run as planned: its execution and, in a sweep, its parent and sequence."""
 
