@@ -246,7 +246,7 @@ def test_git_not_installed(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "model.py" in str(excinfo.value)
 
 
-@pytest.mark.parametrize("name", ["my model.v2.py", "weird [1] name.py", ":colon start.py"])
+@pytest.mark.parametrize("name", ["my model.v2.py", "weird [1] name.py", ":colon start.py", "-dash start.py"])
 def test_awkward_file_names(repo: Path, name: str) -> None:
     path = commit_file(repo, f"dir with space/{name}", "a = 1\n")
     info = git_file_info(str(path))

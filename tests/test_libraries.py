@@ -1,10 +1,11 @@
-"""What we take from libraries instead of writing it: file locks (portalocker), file digests
+"""What we take from libraries instead of writing it: file locks (flock; portalocker on Windows), file digests
 (hashlib.file_digest), the installed distributions (importlib.metadata); and execution folders
 made when missing, asked of the file system rather than of a cache that goes stale."""
 
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from pytest_deriva._locks import file_lock
 from pytest_deriva.catalog.objectstore import md5_of
-from pytest_deriva.execution import _paths
+from pytest_deriva.execution import _paths, environment
 from pytest_deriva.execution.environment import _installed_distributions
 
 # -- file_lock -----------------------------------------------------------------------------------
@@ -144,3 +145,37 @@ def test_installed_distributions_as_the_import_system_finds_them(
 
     assert found == {"ZZ.Shown_As-Spelled": "2.0", "zz-develop-checkout": "0.3.dev1", "zz-old-egg": "1.4"}
     assert _installed_distributions()["pytest"] == __import__("pytest").__version__
+
+
+def test_only_the_headers_of_a_distribution_name_and_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Headers are read up to the first blank line: a folded header before them, and a description
+    # (the body) that quotes other headers after them, change nothing.
+    site = tmp_path / "site"
+    folded = site / "zz_folded-1.0.dist-info"
+    folded.mkdir(parents=True)
+    (folded / "METADATA").write_text(
+        "Metadata-Version: 2.1\nSummary: a summary\n  Name: folded-into-summary\nname:  ZZ-Folded \n"
+        "VERSION: 1.0\nName: zz-second-name\n\nName: zz-in-the-description\nVersion: 9.9\n"
+    )
+    # No blank line and no final newline: the headers end with the file.
+    bare = site / "zz_bare-2.0.dist-info"
+    bare.mkdir()
+    (bare / "METADATA").write_text("Metadata-Version: 2.1\nVersion: 2.0\nName: zz-bare")
+    monkeypatch.syspath_prepend(str(site))
+
+    found = {name: version for name, version in _installed_distributions().items() if name.lower().startswith("zz")}
+
+    assert found == {"ZZ-Folded": "1.0", "zz-bare": "2.0"}
+
+
+def test_the_environment_snapshot_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # platform.processor() runs `uname -p` on Linux: a process per pytest run, for "x86_64".
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(platform, "_uname_cache", None, raising=False)  # uname's answer, kept by platform
+    monkeypatch.setattr(environment, "_cached", None)
+    env = environment.get_execution_environment()
+    assert env["platform"]["processor"]
+    assert env["packages"]["pytest"] == pytest.__version__

@@ -142,6 +142,28 @@ def test_collect_only_writes_nothing(pytester):
         assert executions(ml) == [], [(r["Status"], r["Description"]) for r in executions(ml)]
 
 
+def test_a_sweep_planned_in_chunks_is_one_sweep(pytester, monkeypatch):
+    """The plan is recorded a few runs at a time (memory flat in a sweep's size): still one parent,
+    every child planned under it at its sequence before the first runs."""
+    import pytest_deriva.sweep
+
+    monkeypatch.setattr(pytest_deriva.sweep, "_PLAN_CHUNK", 4)  # 6 children: chunks of 4 and 2
+    root = make_project(pytester, {"experiment_grid.py": GRID, "conftest.py": HOOKS_CONFTEST})
+    result = pytester.runpytest("--deriva-run", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, failed=1)
+    created = [line for line in (root / "hooks.log").read_text().splitlines() if line.startswith("created")]
+    assert [line.rsplit(" ", 1)[1] for line in created] == ["pending=6"] + [f"pending={n}" for n in range(5, 0, -1)]
+    with catalog(root / ".deriva") as ml:
+        assert len(executions(ml)) == 7
+        [(parent_rid, links)] = parents_and_children(ml).items()
+        assert [link["Sequence"] for link in links] == [0, 1, 2, 3, 4, 5]
+        assert ml.lookup_execution(parent_rid).status_detail == "5 of 6 completed, 1 failed"
+        assert [job_of(ml.lookup_execution(link["Nested_Execution"]).description)[0] for link in links] == list(
+            range(6)
+        )
+    assert not list((root / ".deriva" / "work" / "plans").glob("*.json"))  # the plan's record is closed
+
+
 # -- 4. -k selecting two children --------------------------------------------------------------
 def test_k_selection_keeps_full_order_sequences(pytester, tmp_path):
     root = make_project(pytester, {"experiment_grid.py": GRID})
@@ -878,3 +900,30 @@ def test_summary_reads_as_people_read_it(pytester, dry):
         re.M,
     ), out
     assert "runs" in out.splitlines()
+
+
+def test_the_plugin_is_imported_without_assertion_rewriting(pytester):
+    """pytest would rewrite the asserts of every module of the plugin and cache them in bytecode of
+    its own: where none can be written, each run would compile them again."""
+    make_project(
+        pytester,
+        {
+            "experiment_loaders.py": """
+                import sys
+
+
+                def experiment_loaders(execution):
+                    modules = list(sys.modules.items())
+                    loaders = {name: type(getattr(m, "__loader__", None)).__name__ for name, m in modules}
+                    rewritten = sorted(
+                        name for name, loader in loaders.items()
+                        if name.startswith("pytest_deriva") and loader == "AssertionRewritingHook"
+                    )
+                    # The package and what it imports first are read before the mark is taken off.
+                    assert rewritten == ["pytest_deriva", "pytest_deriva._lazy"], rewritten
+                    assert "pytest_deriva.sweep" in sys.modules
+            """
+        },
+    )
+    result = pytester.runpytest_subprocess("--deriva-run", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)

@@ -165,6 +165,24 @@ def test_resume_on_a_server(pytester: pytest.Pytester, server_login, server_cata
         ml.catalog.close()
 
 
+def test_recorded_runs_are_found_by_their_parameters_as_one_by_one_comparison_finds_them() -> None:
+    # The run cache of --deriva-skip-completed looks a sweep's runs up in an index of the recorded
+    # runs (not each against every one): it finds what same_parameters finds, in the same order,
+    # a hidden value (***) being the same as any, 1 the same as 1.0, lists and mappings by value,
+    # and what cannot be a key by comparison.
+    from pytest_deriva._secrets import REDACTED
+    from pytest_deriva.resume import _ParameterIndex, same_parameters
+
+    values = [1, 1.0, 2, "a", REDACTED, [1, 2], {"x": 1}, None, True, {1, 2}]  # a set: not a key
+    runs = [{"lr": v} for v in values] + [{"lr": v, "n": w} for v in values for w in (1, REDACTED, [1])] + [{}]
+    recorded = {f"R{i}": run for i, run in enumerate(runs)}
+    order = sorted(recorded, reverse=True)
+    index = _ParameterIndex(recorded, order)
+    for now in [*runs, {"lr": 3}, {"n": 1}, {"lr": 1, "n": 2}]:
+        expected = [rid for rid in order if same_parameters(recorded[rid], now, indexed=True)]
+        assert index.same(now) == expected, now
+
+
 # -- --deriva-skip-completed (issue 12, item 3) ---------------------------------------------------
 def test_skip_completed_reuses_runs_done_with_the_same_code_and_parameters(pytester: pytest.Pytester) -> None:
     root = make_project(pytester, {"experiment_flaky.py": FLAKY, "experiment_other.py": OTHER})

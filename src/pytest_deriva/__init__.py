@@ -13,6 +13,7 @@ The public API follows DerivaML's execution module::
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from pytest_deriva._lazy import lazy_exports
@@ -231,3 +232,26 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+
+
+def _not_assertion_rewritten() -> None:
+    """Have pytest import this package's modules as Python does, not through its assertion rewriter.
+
+    pytest rewrites the ``assert`` statements of every module of a plugin's distribution, and keeps
+    the result in bytecode files of its own name (``*-pytest-<version>.pyc``). That serves a plugin
+    whose asserts are the user's tests (fixtures that check); this package's are internal checks,
+    and where no bytecode can be written (``PYTHONDONTWRITEBYTECODE``, an installation the user may
+    not write, where pip's ``.pyc`` files are the only ones) every ``--deriva-run`` would parse,
+    rewrite and compile each module again: about 0.2 s. pytest has no public way to unmark a
+    package, so its rewriter's mark is taken off here, when it is there; otherwise nothing changes.
+    """
+    for finder in sys.meta_path:
+        marked = getattr(finder, "_must_rewrite", None)
+        cache = getattr(finder, "_marked_for_rewrite_cache", None)
+        if isinstance(marked, set) and __name__ in marked:
+            marked.discard(__name__)
+            if isinstance(cache, dict):
+                cache.clear()
+
+
+_not_assertion_rewritten()

@@ -1,4 +1,4 @@
-"""An exclusive file lock between processes (portalocker) and between threads."""
+"""An exclusive file lock between processes (``flock``; portalocker on Windows) and between threads."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 __all__ = ["file_lock"]
 
@@ -21,8 +22,8 @@ _guard = threading.Lock()
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the block; re-entrant.
 
-    Between processes the lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows, both
-    through portalocker; it waits as long as another process holds it.
+    Between processes the lock is ``flock`` on POSIX and ``msvcrt.locking`` on Windows (through
+    portalocker); it waits as long as another process holds it.
     """
     key = Path(path)
     with _guard:
@@ -34,16 +35,36 @@ def file_lock(path: Path) -> Iterator[None]:
             if depth:
                 yield
                 return
-            # Imported here: a process that never locks (most pytest runs) does not pay for it.
-            # portalocker.lock() waits in the kernel; its Lock class would poll every 0.25 s and
-            # give up after 5 s by default.
-            import portalocker
-
             with key.open("a") as f:
-                portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE)
+                _lock(f)
                 try:
                     yield
                 finally:
-                    portalocker.unlock(f)
+                    _unlock(f)
         finally:
             _depth[key] -= 1
+
+
+def _lock(f: IO[str]) -> None:
+    """Take the exclusive lock of open file ``f``, waiting in the kernel for as long as it takes."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        # portalocker.lock() waits in the kernel; its Lock class would poll every 0.25 s and
+        # give up after 5 s by default.
+        import portalocker
+
+        portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE)
+        return
+    fcntl.flock(f, fcntl.LOCK_EX)
+
+
+def _unlock(f: IO[str]) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import portalocker
+
+        portalocker.unlock(f)
+        return
+    fcntl.flock(f, fcntl.LOCK_UN)

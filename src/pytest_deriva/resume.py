@@ -71,6 +71,73 @@ def same_parameters(recorded: Mapping[str, Any], params: Mapping[str, Any], inde
     return all(now[k] == recorded[k] or REDACTED in (now[k], recorded[k]) for k in now)
 
 
+class _ParameterIndex:
+    """Recorded runs' parameters (RID -> flat mapping, as the run index records them), looked up by
+    a run's parameters: the runs whose parameters are the same (:func:`same_parameters`), in the
+    order given, each found without comparing the run with every recorded one (a sweep of N
+    children against N recorded runs is N lookups, not N x N comparisons).
+
+    Runs are grouped by their parameter names, and within a group indexed by the values of the
+    names that no run of it hides (a hidden value, :data:`REDACTED`, is the same as any); what
+    the index finds is then compared as :func:`same_parameters` does.
+    """
+
+    def __init__(self, params: Mapping[str, Mapping[str, Any]], order: Iterable[str]) -> None:
+        self._params = params
+        self._groups: dict[frozenset[str], list[str]] = {}
+        for rid in order:
+            self._groups.setdefault(frozenset(params[rid]), []).append(rid)
+        self._hidden = {
+            names: {k for rid in rids for k, v in params[rid].items() if _is_hidden(v)}
+            for names, rids in self._groups.items()
+        }
+        self._indexes: dict[tuple[frozenset[str], frozenset[str]], dict[frozenset[Any], list[str]] | None] = {}
+
+    def same(self, now: Mapping[str, Any]) -> list[str]:
+        """The recorded runs with the parameters ``now`` (as :func:`indexed_parameters` gives them)."""
+        names = frozenset(now)
+        rids = self._groups.get(names)
+        if not rids:
+            return []
+        keyed = names - self._hidden[names] - {k for k, v in now.items() if _is_hidden(v)}
+        index = self._index(names, keyed)
+        key = _values(now, keyed)
+        candidates = rids if index is None or key is None else index.get(key, [])
+        return [rid for rid in candidates if same_parameters(self._params[rid], now, indexed=True)]
+
+    def _index(self, names: frozenset[str], keyed: frozenset[str]) -> dict[frozenset[Any], list[str]] | None:
+        if (names, keyed) not in self._indexes:
+            index: dict[frozenset[Any], list[str]] = {}
+            keys = [(rid, _values(self._params[rid], keyed)) for rid in self._groups[names]]
+            for rid, key in keys:
+                if key is not None:
+                    index.setdefault(key, []).append(rid)
+            # A value that cannot be a key: the group is compared run by run.
+            self._indexes[names, keyed] = index if all(key is not None for _, key in keys) else None
+        return self._indexes[names, keyed]
+
+
+def _is_hidden(value: Any) -> bool:
+    return isinstance(value, str) and value == REDACTED
+
+
+def _values(params: Mapping[str, Any], names: frozenset[str]) -> frozenset[Any] | None:
+    """``params``' values of ``names`` as a key (equal values give equal keys), or None."""
+    try:
+        return frozenset((k, _hashable(params[k])) for k in names)
+    except TypeError:
+        return None
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, Mapping):
+        return frozenset((k, _hashable(v)) for k, v in value.items())
+    hash(value)  # TypeError for what cannot be a key
+    return value
+
+
 def _shown(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "(none)"
 
@@ -180,10 +247,9 @@ def find_completed(ml: DerivaML, specs: Iterable[RunSpec]) -> dict[str, tuple[st
         table = ml.model.schemas[ml.ml_schema].tables["Execution_Execution"]
         parents = {r["Execution"] for r in select_in(ml.catalog, table, "Execution", [r["RID"] for r in rows])}
         rids = sorted((r["RID"] for r in rows if r["RID"] not in parents), key=rid_order, reverse=True)
-        params = read_parameters(ml, rids) if rids else {}
+        recorded = _ParameterIndex(read_parameters(ml, rids) if rids else {}, rids)
         for spec in group:
-            now = indexed_parameters(spec.params)
-            same = [rid for rid in rids if same_parameters(params[rid], now, indexed=True)]
+            same = recorded.same(indexed_parameters(spec.params))
             if same:
                 matches[spec.nodeid] = same
     if not matches:

@@ -60,7 +60,7 @@ class PytestDerivaWarning(pytest.PytestWarning):
     """A warning from pytest-deriva."""
 
 
-@dataclass
+@dataclass(slots=True)  # one per collected run, kept by pytest to the end: no __dict__ each
 class _Experiment:
     """What collection learned about one experiment item."""
 
@@ -437,6 +437,7 @@ class DerivaSession:
         except DerivaMLException as e:
             pytest.fail(f"{collector.nodeid}::{name}: {e}", pytrace=False)
         parametrized = any(getattr(i, "callspec", None) is not None for i in items)
+        shared = dict(configured)  # the same for every run of the function (never changed)
         for index, item in enumerate(items):
             callspec = getattr(item, "callspec", None)
             params = {**configured, **(dict(callspec.params) if callspec is not None else {})}
@@ -451,7 +452,7 @@ class DerivaSession:
                 parametrized=parametrized,
                 dry_run=bool(options.get("dry_run", False)),
             )
-            item.stash[EXPERIMENT_KEY] = _Experiment(spec, takes, configured=dict(configured))
+            item.stash[EXPERIMENT_KEY] = _Experiment(spec, takes, configured=shared)
 
     def _workflow(self, path: Path, workflow_type: str | list[str]) -> Any:
         types = tuple([workflow_type] if isinstance(workflow_type, str) else workflow_type)
@@ -769,7 +770,10 @@ class DerivaSession:
             return
         if not (self.plan_dir / "plan.json").exists():
             return
-        self._recover()  # a killed xdist worker's run, before its sweep is closed
+        if self.config.pluginmanager.has_plugin("dsession"):
+            # Runs of a killed xdist worker, before their sweep is closed. Without workers this
+            # process ran every run and ended each one; the look at start-up found the rest.
+            self._recover()
         self.sweep_results = self.planner.finish()
         for result in self.sweep_results:
             self.config.hook.pytest_deriva_sweep_finished(config=self.config, result=result)

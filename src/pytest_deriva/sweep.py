@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)  # one per collected run: no __dict__ each
 class RunSpec:
     """One experiment call to record (what the pytest plugin learns at collection)."""
 
@@ -72,7 +72,7 @@ class RunSpec:
     dry_run: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # one per planned run: no __dict__ each
 class PlannedRun:
     """A run as planned: its execution and, in a sweep, its parent and sequence."""
 
@@ -131,6 +131,10 @@ def hydra_files(run_dir: str, params: Mapping[str, Any]) -> dict[str, bytes]:
         f"hydra-{run_dir}-config.yaml": (config or "{}\n").encode(),
         f"hydra-{run_dir}-overrides.yaml": (overrides or "[]\n").encode(),
     }
+
+
+#: Runs recorded by one call of ``Execution.record_planned`` (a few requests each).
+_PLAN_CHUNK = 200
 
 
 class RunPlanner:
@@ -263,7 +267,10 @@ class RunPlanner:
                     batches.setdefault(id(s.workflow), []).append((s, parent_rid))
             if parent_rid is not None:
                 link_children(self.ml, parent_rid, earlier)
-        for batch in batches.values():
+        # In chunks: what recording a run holds until its chunk is written (its rows, files and
+        # their bytes) is held for one chunk at a time, so a sweep's size does not set the peak memory.
+        chunks = [b[i : i + _PLAN_CHUNK] for b in batches.values() for i in range(0, len(b), _PLAN_CHUNK)]
+        for batch in chunks:
             runs = []
             for s, _ in batch:
                 run_dir = str(s.index) if s.parametrized else stamp

@@ -273,41 +273,54 @@ def git_file_info(path: str | os.PathLike[str]) -> GitFileInfo:
 
 
 def _compute(file: Path) -> GitFileInfo:
-    """Run git to build the :class:`GitFileInfo` of an existing regular file."""
+    """Run git to build the :class:`GitFileInfo` of an existing regular file.
+
+    The six questions are independent, so the six git processes run at once (in the file's
+    folder, naming the file by its name there): the answer takes about one git start, not six.
+    """
     git = _git_executable(file)
-    top = _run(git, ["rev-parse", "--show-toplevel"], file.parent)
-    if top.returncode != 0 or not top.stdout.strip():
-        detail = top.stderr.strip()
-        extra = "" if "not a git repository" in detail.lower() or not detail else f" (git says: {detail})"
-        raise DerivaMLWorkflowError(
-            f"File {file} is not inside a git repository{extra}; run `git init` and commit it, {_OVERRIDE_HINT}."
-        )
-    repo_root = Path(top.stdout.strip()).resolve()
+    here, name = file.parent, file.name
+    notebook = file.suffix == ".ipynb"
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
-        relpath = file.relative_to(repo_root).as_posix()
-    except ValueError:
-        raise DerivaMLWorkflowError(
-            f"File {file} is not inside the working tree of the git repository at {repo_root}; "
-            f"move it into the repository and commit it, {_OVERRIDE_HINT}."
-        ) from None
+        for args in (
+            ["rev-parse", "--show-toplevel"],
+            ["remote", "get-url", "origin"],
+            ["log", "-n", "1", "--no-show-signature", "--pretty=format:%H", "--", name],
+            ["hash-object", "--stdin"] if notebook else ["hash-object", "--", name],
+            ["status", "--porcelain=v1", "--untracked-files=all", "--ignored", "--", name],
+            ["describe", "--tags", "--always", "--long", "HEAD"],
+        ):
+            started.append(_start(git, args, here))
+        top = _wait(*started[0])
+        if top.returncode != 0 or not top.stdout.strip():
+            detail = top.stderr.strip()
+            extra = "" if "not a git repository" in detail.lower() or not detail else f" (git says: {detail})"
+            raise DerivaMLWorkflowError(
+                f"File {file} is not inside a git repository{extra}; run `git init` and commit it, {_OVERRIDE_HINT}."
+            )
+        repo_root = Path(top.stdout.strip()).resolve()
+        try:
+            relpath = file.relative_to(repo_root).as_posix()
+        except ValueError:
+            raise DerivaMLWorkflowError(
+                f"File {file} is not inside the working tree of the git repository at {repo_root}; "
+                f"move it into the repository and commit it, {_OVERRIDE_HINT}."
+            ) from None
+        # Outputs are not the code: a re-executed notebook is the same workflow (upstream: nbstripout).
+        stripped = strip_notebook(file.read_bytes(), file) if notebook else None
+        origin, log = _wait(*started[1]), _wait(*started[2])
+        hashed = _wait(*started[3], stdin=stripped)
+        status, described = _wait(*started[4]), _wait(*started[5])
+    finally:
+        for proc, _ in started:  # those not waited for (an error above): not left running
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
 
-    origin = _run(git, ["remote", "get-url", "origin"], repo_root)
     remote = sanitize_remote(origin.stdout if origin.returncode == 0 else "", repo_root)
-
-    log = _run(
-        git,
-        ["log", "-n", "1", "--no-show-signature", "--pretty=format:%H", "--", relpath],
-        repo_root,
-    )
     commit = log.stdout.strip() if log.returncode == 0 else ""
 
-    notebook = file.suffix == ".ipynb"
-    if notebook:
-        # Outputs are not the code: a re-executed notebook is the same workflow (upstream: nbstripout).
-        stripped = strip_notebook(file.read_bytes(), file)
-        hashed = _run(git, ["hash-object", "--stdin"], repo_root, stdin=stripped)
-    else:
-        hashed = _run(git, ["hash-object", "--", relpath], repo_root)
     if hashed.returncode != 0:
         raise DerivaMLWorkflowError(
             f"Cannot compute the git checksum of {file}: {hashed.stderr.strip()}; "
@@ -315,25 +328,12 @@ def _compute(file: Path) -> GitFileInfo:
         )
     checksum = hashed.stdout.strip()
 
-    status = _run(
-        git,
-        [
-            "status",
-            "--porcelain=v1",
-            "--untracked-files=all",
-            "--ignored",
-            "--",
-            relpath,
-        ],
-        repo_root,
-    )
     is_dirty = not commit or status.returncode != 0 or bool(status.stdout.strip())
     if is_dirty and notebook and commit and status.stdout[:2].strip() in ("M", "MM"):
         # A notebook saved with new outputs but the same cells is not a changed workflow.
         head = _run(git, ["show", f"HEAD:./{relpath}"], repo_root)
         is_dirty = head.returncode != 0 or strip_notebook(head.stdout.encode(), file) != stripped
 
-    described = _run(git, ["describe", "--tags", "--always", "--long", "HEAD"], repo_root)
     version = described.stdout.strip() if described.returncode == 0 else ""
     if not version:
         version = "0.0.0"
@@ -404,6 +404,11 @@ def _git_executable(file: Path) -> str:
 
 def _run(git: str, args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``git args`` in ``cwd`` without a shell, capturing text output (``stdin``: bytes to feed it)."""
+    return _wait(*_start(git, args, cwd), stdin=stdin)
+
+
+def _start(git: str, args: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``git args`` in ``cwd`` (no shell); :func:`_wait` collects it."""
     env = {
         **os.environ,
         "GIT_OPTIONAL_LOCKS": "0",
@@ -412,25 +417,26 @@ def _run(git: str, args: list[str], cwd: Path, stdin: bytes | None = None) -> su
         "GIT_LITERAL_PATHSPECS": "1",
     }
     try:
-        if stdin is not None:
-            done = subprocess.run([git, *args], cwd=cwd, capture_output=True, input=stdin, env=env, check=False)
-            return subprocess.CompletedProcess(
-                done.args,
-                done.returncode,
-                done.stdout.decode("utf-8", "replace"),
-                done.stderr.decode("utf-8", "replace"),
-            )
-        return subprocess.run(
+        proc = subprocess.Popen(
             [git, *args],
             cwd=cwd,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
-            check=False,
         )
     except OSError as exc:
         raise DerivaMLWorkflowError(f"Cannot run git in {cwd}: {exc}; install git, {_OVERRIDE_HINT}.") from exc
+    return proc, cwd
+
+
+def _wait(proc: subprocess.Popen[bytes], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Feed ``stdin`` to a git started in ``cwd`` (none: its input is closed) and wait for it; what
+    it said, as text."""
+    out, err = proc.communicate(stdin if stdin is not None else b"")
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    )
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
