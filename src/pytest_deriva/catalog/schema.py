@@ -515,6 +515,10 @@ def extra_schemas() -> dict[str, list[dict[str, Any]]]:
 INDEX_SCHEMA = "pytest-deriva"
 
 
+#: The tables of the run index (:func:`index_tables`).
+INDEX_TABLE_NAMES = ("Execution_Parameter", "Execution_Metric")
+
+
 def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
     """The run index: each execution's parameters and metrics, one row per name, written when a
     run is recorded so that runs are found and compared without reading a file per run (the
@@ -522,7 +526,7 @@ def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
     fkeys: list[tuple[Sequence[str], str, str, Sequence[str]]] = [(["Execution"], ml_schema, "Execution", ["RID"])]
     return [
         plain_table(
-            "Execution_Parameter",
+            INDEX_TABLE_NAMES[0],
             [
                 column("Execution", "text", nullok=False),
                 column("Name", "text", nullok=False, comment="dotted path in the run's configuration, e.g. model.lr"),
@@ -534,7 +538,7 @@ def index_tables(ml_schema: str = ML_SCHEMA) -> list[dict[str, Any]]:
             cascade=True,
         ),
         plain_table(
-            "Execution_Metric",
+            INDEX_TABLE_NAMES[1],
             [
                 column("Execution", "text", nullok=False),
                 column("Name", "text", nullok=False, comment="dotted path in metrics.json, e.g. per_class.0"),

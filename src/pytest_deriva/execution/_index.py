@@ -38,8 +38,7 @@ __all__ = [
     "write_parameters",
 ]
 
-PARAMETER = "Execution_Parameter"
-METRIC = "Execution_Metric"
+PARAMETER, METRIC = ddl.INDEX_TABLE_NAMES
 _CONFIG = re.compile(r"^hydra-.*-config\.yaml$")
 _OVERRIDES = re.compile(r"^hydra-.*-overrides\.yaml$")
 
