@@ -271,6 +271,17 @@ def test_dry_run_writes_nothing(pytester, state):
         assert executions(ml) == []
 
 
+def test_dry_run_without_a_catalog_leaves_nothing_in_the_temporary_folder(pytester, tmp_path, monkeypatch):
+    make_project(pytester, {"experiment_two.py": TWO})
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    result = pytester.runpytest_subprocess("--deriva-run", "--deriva-dry-run", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert not (pytester.path / ".deriva").exists()  # no catalog made in the project
+    assert [p.name for p in temp.iterdir() if p.name.startswith("deriva-dry-run")] == []
+
+
 def test_dry_run_marker_records_only_the_other_experiment(pytester):
     root = make_project(pytester, {"experiment_two.py": TWO})
     result = pytester.runpytest("--deriva-run")

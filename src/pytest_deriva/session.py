@@ -97,6 +97,9 @@ def catalog_choice(config: pytest.Config) -> tuple[str, str]:
     return str(config.rootpath / ".deriva"), "default"
 
 
+_DRY_RUN_CATALOG_PREFIX = "deriva-dry-run-catalog-"
+
+
 def make_ml_instance(config: pytest.Config) -> DerivaML:
     catalog, _ = catalog_choice(config)
     if config.getoption("deriva_dry_run", False) and "://" not in catalog:
@@ -106,7 +109,7 @@ def make_ml_instance(config: pytest.Config) -> DerivaML:
             # A dry run writes nothing in the project, not even a new catalog: use a throwaway one.
             import tempfile
 
-            catalog = str(Path(tempfile.mkdtemp(prefix="deriva-dry-run-catalog-")) / "catalog")
+            catalog = str(Path(tempfile.mkdtemp(prefix=_DRY_RUN_CATALOG_PREFIX)) / "catalog")
     supplied = config.hook.pytest_deriva_ml_instance(config=config, catalog=catalog)
     if supplied is not None:
         return supplied  # type: ignore[no-any-return]
@@ -832,12 +835,22 @@ class DerivaSession:
         from pytest_deriva._secrets import restore_policy
 
         restore_policy(self._secrets_before)
+        self._remove_dry_run_catalog()
         if not self.is_worker and self._planner is not None:
             self._planner.cleanup()
         elif not self.is_worker:
             import shutil
 
             shutil.rmtree(self.plan_dir, ignore_errors=True)
+
+    def _remove_dry_run_catalog(self) -> None:
+        """The throwaway catalog of a dry run (made in the temporary folder) goes with the session."""
+        local = self._ml.catalog.local_path if self._ml is not None else None
+        if self.dry_run and local is not None and Path(local).parent.name.startswith(_DRY_RUN_CATALOG_PREFIX):
+            import shutil
+
+            self._ml.catalog.close()  # type: ignore[union-attr]
+            shutil.rmtree(Path(local).parent, ignore_errors=True)
 
 
 class XdistHooks:
