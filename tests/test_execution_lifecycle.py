@@ -548,3 +548,66 @@ def test_a_file_whose_row_is_refused_keeps_its_own_bytes(ml, workflow, monkeypat
     exe.upload_execution_outputs()
     [asset] = ml.list_assets("Execution_Asset")
     assert asset.md5 == hashlib.md5(b"fixed").hexdigest()
+
+
+def test_a_cleaned_runs_folders_are_reused_by_the_next_run_of_the_process(ml, workflow):
+    """The emptied folders of a cleaned run are kept, hidden, and renamed into place for the process's
+    next run (two renames a run where there were three mkdir and three rmdir); nothing of the first
+    run reaches the second, and a spare is never taken for an execution."""
+    runs = ml.working_dir / "execution"
+    with ml.create_execution(config(workflow, "first")) as first:
+        first.asset_file_path("Execution_Asset", "a.bin").write_bytes(b"a")
+    first.upload_execution_outputs()
+    [spare] = list(runs.iterdir())
+    assert spare.name.startswith(".spare-")
+    assert sorted(p.relative_to(spare).as_posix() for p in spare.rglob("*")) == ["assets", "assets/Execution_Asset"]
+    inode = spare.stat().st_ino
+
+    # The next run registers a file of another asset table: the same folders, renamed.
+    with ml.create_execution(config(workflow, "second")) as second:
+        path = second.asset_file_path("Execution_Metadata", "b.txt")
+        path.write_text("b")
+        folder = runs / second.execution_rid
+        assert folder.stat().st_ino == inode
+        assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+            "asset-manifest.jsonl",
+            "assets",
+            "assets/Execution_Metadata",
+            "assets/Execution_Metadata/b.txt",
+        ]
+        assert [p.name for p in runs.iterdir()] == [second.execution_rid]
+        # restore_execution() without a RID sees one execution here, not the spare.
+        assert ml.restore_execution().execution_rid == second.execution_rid
+    uploaded = second.upload_execution_outputs()
+    [asset] = uploaded["deriva-ml/Execution_Metadata"]
+    assert ml.lookup_asset(asset.asset_rid).filename == "b.txt"
+    assert [p.name for p in runs.iterdir()] == [spare.name]
+
+
+def test_a_folder_holding_anything_else_is_never_reused(ml, workflow):
+    with ml.create_execution(config(workflow, "first")) as first:
+        first.asset_file_path("Execution_Asset", "a.bin").write_bytes(b"a")
+        (first.working_dir / "assets" / "Execution_Asset" / "notes.txt").write_text("not registered")
+    first.upload_execution_outputs()
+    assert not (ml.working_dir / "execution" / first.execution_rid).exists()  # removed, as before
+    with ml.create_execution(config(workflow, "second")) as second:
+        second.asset_file_path("Execution_Asset", "b.bin").write_bytes(b"b")
+        assert sorted(p.name for p in (second.working_dir / "assets" / "Execution_Asset").iterdir()) == ["b.bin"]
+    second.upload_execution_outputs()
+
+
+def test_the_spare_folders_go_when_the_process_ends(project, tmp_path):
+    script = f"""
+from pytest_deriva import DerivaML, ExecutionConfiguration
+ml = DerivaML({str(project / ".deriva")!r})
+wf = ml.create_workflow("train", "Training", source_path={str(project / "train.py")!r})
+for i in range(3):
+    with ml.create_execution(ExecutionConfiguration(workflow=wf, description=str(i))) as exe:
+        exe.asset_file_path("Execution_Asset", "out.bin").write_bytes(bytes([i]))
+    exe.upload_execution_outputs()
+print(sorted(p.name for p in (ml.working_dir / "execution").iterdir()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "'.spare-" in done.stdout  # kept while the process ran
+    assert list((project / ".deriva" / "work" / "execution").iterdir()) == []

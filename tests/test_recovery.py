@@ -261,3 +261,20 @@ def test_a_claim_of_a_run_that_was_never_committed_is_dropped(project: Path) -> 
     assert not lease.exists()
     assert ml.lookup_execution(live.execution_rid).status.value == "Pending"  # a live run is left alone
     live.upload_execution_outputs()
+
+
+def test_the_spare_folders_of_a_killed_process_go_with_its_lease(project: Path) -> None:
+    """A process killed between two runs leaves its spare execution folders (empty) behind; the
+    recovery removes them with its lease, and never a spare that holds a file."""
+    ml = DerivaML(project / ".deriva")
+    runs = ml.working_dir / "execution"
+    dead, kept = _dead_pid(), _dead_pid()
+    leases = project / ".deriva" / "work" / "leases"
+    leases.mkdir(parents=True, exist_ok=True)
+    for pid in (dead, kept):
+        (leases / f"{pid}-deadbeef").write_text(json.dumps({"pid": pid}) + "\n")
+        (runs / f".spare-{pid}-deadbeef" / "assets" / "Execution_Asset").mkdir(parents=True)
+    (runs / f".spare-{kept}-deadbeef" / "assets" / "Execution_Asset" / "stray.bin").write_bytes(b"x")
+    assert ml.recover() == []
+    assert sorted(p.name for p in runs.iterdir()) == [f".spare-{kept}-deadbeef"]
+    assert not (leases / f"{dead}-deadbeef").exists()

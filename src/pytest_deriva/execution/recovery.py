@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from pytest_deriva._locks import file_lock
 from pytest_deriva.enums import Status
 from pytest_deriva.exceptions import DerivaMLException
-from pytest_deriva.execution import _lease
+from pytest_deriva.execution import _lease, _paths
 
 if TYPE_CHECKING:
     from pytest_deriva.ml import DerivaML
@@ -82,6 +82,7 @@ def _recover_executions(ml: DerivaML, wd: Path) -> list[str]:
                 keep.append(rid)
             if line:
                 done.append(line)
+        _paths.remove_spare(wd, lease)  # its spare execution folders (empty), if it was killed between runs
         _lease.forget(wd, lease, keep)
     return done
 

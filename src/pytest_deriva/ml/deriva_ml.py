@@ -729,7 +729,13 @@ class DerivaMLBase:
         root = self.working_dir / "execution"
         if execution_rid is None:
             found = (
-                sorted(p.name for p in root.glob("*") if p.is_dir() and p.name != DRY_RUN_RID) if root.exists() else []
+                sorted(
+                    p.name
+                    for p in root.glob("*")
+                    if p.is_dir() and p.name != DRY_RUN_RID and not p.name.startswith(".")  # a process's spare
+                )
+                if root.exists()
+                else []
             )
             if len(found) != 1:
                 raise DerivaMLException(
