@@ -440,10 +440,11 @@ def _redact_mapping(obj: Any, policy: SecretPolicy) -> Any:
         }
     if isinstance(obj, list | tuple):
         if obj and all(isinstance(v, str) for v in obj):
-            return type(obj)(redact_argv(obj))
+            return type(obj)(_redact_argv(policy, tuple(obj)))
         return type(obj)(_redact_mapping(v, policy) for v in obj)
     if isinstance(obj, str):
-        return redact_text(obj)
+        # The policy was read once for the whole document (each redact_text call reads it anew).
+        return _redact_short_text(policy, obj) if len(obj) <= _CACHED_TEXT else redact_text(obj)
     return obj
 
 

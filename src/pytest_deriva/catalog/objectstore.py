@@ -28,16 +28,28 @@ from pytest_deriva.exceptions import (
 __all__ = ["FileObjectStore", "copy_new_hashing", "md5_of", "object_url", "parse_object_url"]
 
 _CHUNK = 1 << 20
+_HASH_CHUNK = 1 << 16  # read into one buffer of this size (below malloc's mmap threshold)
 _counter = itertools.count()
 _URL_RE = re.compile(r"^/hatrac/(?P<ns>[^/]+)/(?P<md5>[0-9a-f]{32})\.(?P<name>[^/]+)$")
 
 
 def md5_of(path: Path) -> tuple[str, int]:
     """The hex MD5 and length of a file (the length is what was hashed, not a second stat)."""
-    with path.open("rb") as f:
-        # usedforsecurity=False: a content address, not a security check (allowed under FIPS).
-        digest = hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False))
-        return digest.hexdigest(), f.tell()
+    # usedforsecurity=False: a content address, not a security check (allowed under FIPS).
+    h = hashlib.md5(usedforsecurity=False)
+    n = 0
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    fd = os.open(path, os.O_RDONLY)  # unbuffered: no fstat and no isatty look per file
+    try:
+        while got := os.readv(fd, [buf]):
+            h.update(view[:got])
+            n += got
+            if got < _HASH_CHUNK:  # a short read of a regular file is its end
+                break
+    finally:
+        os.close(fd)
+    return h.hexdigest(), n
 
 
 def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
@@ -134,9 +146,14 @@ class FileObjectStore:
     ) -> StoredObject:
         self._refuse_write(filename)
         source = Path(source)
-        if not source.is_file():
+        try:
+            before = os.lstat(source)
+            is_file = stat.S_ISREG(before.st_mode) or (stat.S_ISLNK(before.st_mode) and source.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            is_file = False
+        if not is_file:
             raise DerivaMLNotFoundError(f"Cannot store {source}: no such file.")
-        if take and (stored := self._put_linked(source, namespace, filename, md5)) is not None:
+        if take and (stored := self._put_linked(source, before, namespace, filename, md5)) is not None:
             return stored
         self._ensure_dir(self._incoming)
         tmp, digest, length = _copy_hashing(source, self._incoming)
@@ -151,12 +168,13 @@ class FileObjectStore:
             os.replace(tmp, final)
         return StoredObject(object_url(namespace, digest, filename), digest, length)
 
-    def _put_linked(self, source: Path, namespace: str, filename: str, md5: str | None) -> StoredObject | None:
+    def _put_linked(
+        self, source: Path, before: os.stat_result, namespace: str, filename: str, md5: str | None
+    ) -> StoredObject | None:
         """Store ``source`` as a hard link rather than a copy (its caller removes it next, so the
         object store keeps the only name): one link instead of a new file and a copy of the bytes.
         None when it cannot: a symbolic link or a file with other names (someone may still write
-        it), another file system, or a file that changed while it was hashed."""
-        before = os.lstat(source)
+        it), another file system, or a file that changed while it was hashed. ``before`` is its lstat."""
         if not stat.S_ISREG(before.st_mode) or before.st_nlink != 1:
             return None
         digest, length = md5_of(source)
@@ -164,9 +182,8 @@ class FileObjectStore:
             raise DerivaMLDataError(f"{source} changed while it was stored (MD5 {digest}, expected {md5}).")
         final = self._object_path(digest)
         if not final.exists():
-            self._ensure_dir(final.parent)
             try:
-                os.link(source, final)
+                self._link(source, final)
             except FileExistsError:
                 pass  # stored meanwhile by another process: the same bytes
             except OSError:
@@ -185,11 +202,33 @@ class FileObjectStore:
         url = object_url(namespace, digest, filename)
         final = self._object_path(digest)
         if not final.exists():
-            self._ensure_dir(final.parent)
             tmp = final.parent / f".incoming-{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
-            tmp.write_bytes(data)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:  # the first object under this prefix
+                self._ensure_dir(final.parent)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
+            os.close(fd)
             os.replace(tmp, final)
         return StoredObject(url, digest, len(data))
+
+    def _link(self, source: Path, final: Path) -> None:
+        """Hard-link ``source`` as object ``final`` (its prefix folder made if missing)."""
+        try:
+            os.link(source, final)
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            self._ensure_dir(final.parent)
+            os.link(source, final)
 
     def _ensure_dir(self, folder: Path) -> None:
         if folder not in self._dirs:

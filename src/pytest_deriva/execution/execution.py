@@ -207,6 +207,7 @@ class ExecutionBase:
                 ],
             )[0]["RID"]
 
+        self._made_here = not reload  # so it has no folder or manifest yet
         if rid_path := os.environ.get("DERIVA_ML_SAVE_EXECUTION_RID"):
             Path(rid_path).write_text(
                 json.dumps(
@@ -505,11 +506,13 @@ class ExecutionBase:
 
     def refresh_manifest(self) -> None:
         """Read the registered files again: another process (a notebook's kernel) registered some."""
+        if self._manifest is not None:
+            self._manifest.close()
         self._manifest = None
 
     def _get_manifest(self) -> AssetManifest:
         if self._manifest is None:
-            self._manifest = AssetManifest(self._folder / _paths.MANIFEST_NAME, self.execution_rid)
+            self._manifest = AssetManifest(self._folder / _paths.MANIFEST_NAME, self.execution_rid, new=self._made_here)
         return self._manifest
 
     def _metadata_validator(self, table: Table) -> Callable[[dict[str, Any]], None]:
@@ -567,7 +570,8 @@ class ExecutionBase:
         source = Path(file_name)
         if rename_file is not None:
             _paths.checked_file_name(str(rename_file), "rename_file")
-        if source.exists():
+        existing = source.exists()
+        if existing:
             if source.is_dir():
                 raise DerivaMLValidationError(f"{source} is a folder; register the files in it one by one.")
             target = rename_file or source.name
@@ -583,7 +587,7 @@ class ExecutionBase:
 
         flat = _paths.asset_dir(self._working_dir, self.execution_rid, table.name) / target
         key = f"{table.name}/{target}"
-        if source.exists():
+        if existing:
             pending = self._get_manifest().pending_assets()
             same = flat.exists() and flat.resolve() == source.resolve()
             if key in pending and (flat.exists() or flat.is_symlink()) and not same:
@@ -932,6 +936,7 @@ class ExecutionBase:
         manifest = self._get_manifest()
         if manifest.pending_assets():
             return  # never delete a file that is still to be uploaded
+        manifest.close()
         if remove_folder:
             tables = {entry.asset_table for entry in manifest.assets.values()}
             if not _remove_known_folder(folder_path, tables):
@@ -1061,6 +1066,8 @@ def _remove_known_folder(folder: Path, tables: set[str]) -> bool:
         pass
     except OSError:
         return False
+    if _paths.recycle(folder, tables):  # kept, emptied, for this process's next execution
+        return True
     for path in [*(folder / "assets" / t for t in sorted(tables)), folder / "assets", folder]:
         try:
             os.rmdir(path)
@@ -1197,10 +1204,12 @@ def _record_asset_rows(
     cat = ml.catalog
     schema = t.schema.name
     by_file: dict[tuple[str, str], str] = {}  # (MD5, file name) -> asset RID
+    typed: set[str] = set()  # rows this process recorded with their types before
     for _, _, obj, filename in items:
         known = ml._asset_rows.get((schema, t.name, obj.md5, filename))
         if known:
             by_file[(obj.md5, filename)] = known
+            typed.add(known)
     new: dict[tuple[str, str], dict[str, Any]] = {}
     for _, entry, obj, filename in items:
         if (obj.md5, filename) not in by_file:
@@ -1233,8 +1242,9 @@ def _record_asset_rows(
         if filename.startswith("environment_snapshot_"):
             ml._asset_rows[(schema, t.name, obj.md5, filename)] = rid  # shared by every execution of this process
         links[(rid, owners[key])] = {col: rid, ecol: owners[key], "Asset_Role": "Output"}
-        for at in entry.asset_types:
-            types[(rid, at)] = {tcol: rid, "Asset_Type": at}
+        if rid not in typed:
+            for at in entry.asset_types:
+                types[(rid, at)] = {tcol: rid, "Asset_Type": at}
         rids[key] = rid
     cat.insert(assoc.schema.name, assoc.name, list(links.values()), on_conflict_skip=True)
     cat.insert(atype.schema.name, atype.name, list(types.values()), on_conflict_skip=True)

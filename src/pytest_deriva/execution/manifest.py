@@ -11,6 +11,7 @@ stops with an error that names the file and line, and the file is left exactly a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -50,13 +51,27 @@ class AssetEntry:
 class AssetManifest:
     """The manifest of one execution, kept in ``asset-manifest.jsonl``."""
 
-    def __init__(self, path: Path, execution_rid: str) -> None:
+    def __init__(self, path: Path, execution_rid: str, *, new: bool = False) -> None:
+        """``new``: the execution was made by this process just now, so it has no manifest yet."""
         self.path = Path(path)
         self.execution_rid = execution_rid
         self._lock = threading.RLock()
+        self._fd: int | None = None  # open for appending from the first write until close()
         self.assets: dict[str, AssetEntry] = {}
-        if self.path.exists():
+        if not new and self.path.exists():
             self._load()
+
+    def close(self) -> None:
+        """Close the file (it is opened again by the next write)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
 
     def _load(self) -> None:
         raw = self.path.read_bytes()
@@ -110,18 +125,18 @@ class AssetManifest:
         # One O_APPEND write per call: the line is in the file (the OS's page cache) before the
         # call returns, so it survives any crash of this process. No fsync: it would not make the
         # registered file itself durable either (nobody fsyncs that), and costs ~0.4 ms a call.
+        # The file stays open between writes (closed by close(), before the folder is cleaned): a
+        # run's registration and its upload result are two writes, not two opens.
         data = "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
         if not data:
             return
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the execution's first file: its folder is made now
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the execution's first file: its folder is made now
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, data)
 
     def add_asset(self, key: str, entry: AssetEntry) -> None:
         """Register (or re-register) a file; it is pending until uploaded."""
