@@ -560,8 +560,14 @@ def test_a_cleaned_runs_folders_are_reused_by_the_next_run_of_the_process(ml, wo
     first.upload_execution_outputs()
     [spare] = list(runs.iterdir())
     assert spare.name.startswith(".spare-")
-    assert sorted(p.relative_to(spare).as_posix() for p in spare.rglob("*")) == ["assets", "assets/Execution_Asset"]
+    assert sorted(p.relative_to(spare).as_posix() for p in spare.rglob("*")) == [
+        "asset-manifest.jsonl",
+        "assets",
+        "assets/Execution_Asset",
+    ]
+    assert (spare / "asset-manifest.jsonl").stat().st_size == 0  # every entry was uploaded
     inode = spare.stat().st_ino
+    manifest_inode = (spare / "asset-manifest.jsonl").stat().st_ino
 
     # The next run registers a file of another asset table: the same folders, renamed.
     with ml.create_execution(config(workflow, "second")) as second:
@@ -569,6 +575,10 @@ def test_a_cleaned_runs_folders_are_reused_by_the_next_run_of_the_process(ml, wo
         path.write_text("b")
         folder = runs / second.execution_rid
         assert folder.stat().st_ino == inode
+        assert (folder / "asset-manifest.jsonl").stat().st_ino == manifest_inode  # no inode freed per run
+        assert [json.loads(line)["key"] for line in (folder / "asset-manifest.jsonl").open()] == [
+            "Execution_Metadata/b.txt"
+        ]
         assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
             "asset-manifest.jsonl",
             "assets",

@@ -274,6 +274,7 @@ def test_the_spare_folders_of_a_killed_process_go_with_its_lease(project: Path) 
     for pid in (dead, kept):
         (leases / f"{pid}-deadbeef").write_text(json.dumps({"pid": pid}) + "\n")
         (runs / f".spare-{pid}-deadbeef" / "assets" / "Execution_Asset").mkdir(parents=True)
+        (runs / f".spare-{pid}-deadbeef" / "asset-manifest.jsonl").write_bytes(b"")
     (runs / f".spare-{kept}-deadbeef" / "assets" / "Execution_Asset" / "stray.bin").write_bytes(b"x")
     assert ml.recover() == []
     assert sorted(p.name for p in runs.iterdir()) == [f".spare-{kept}-deadbeef"]

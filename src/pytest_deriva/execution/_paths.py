@@ -132,6 +132,7 @@ MANIFEST_NAME = "asset-manifest.jsonl"
 # working directory; it goes when the process ends, or, after a crash, with the process's lease
 # (recovery). Names starting with "." are never an execution's RID.
 SPARE_PREFIX = ".spare-"
+_WITH_MANIFEST = sorted(["assets", MANIFEST_NAME])
 _spare_guard = threading.Lock()
 _spares: dict[Path, tuple[int, Path, str]] = {}  # execution/ -> (pid, the spare, its asset table)
 
@@ -159,8 +160,14 @@ def _take_spare(root: Path, asset_table: str) -> bool:
 
 
 def recycle(root: Path, tables: set[str]) -> bool:
-    """Keep ``root``, an execution's folder emptied by its clean-up, as this process's spare if it
-    holds nothing but ``assets/<the one table>`` (empty); True if it is gone from ``root``."""
+    """Keep ``root``, an execution's folder whose files are all uploaded, as this process's spare if
+    it holds nothing but its manifest and ``assets/<the one table>`` (empty); True if it is gone
+    from ``root``.
+
+    The manifest is kept too, emptied: ext4 looks for a free inode past every recently deleted one,
+    so a file made and deleted per run makes each later new file slower (most of a run's time in
+    the kernel went there). Folders and manifest reused, a run frees no inode at all.
+    """
     if len(tables) != 1:
         return False
     (table,) = tables
@@ -170,10 +177,12 @@ def recycle(root: Path, tables: set[str]) -> bool:
         if held is not None and held[0] == pid:
             return False  # one spare is enough
         try:  # only what the clean-up left: anything else is not ours to carry to the next run
-            if os.listdir(root) != ["assets"] or os.listdir(root / "assets") != [table]:
+            if sorted(os.listdir(root)) not in (["assets"], _WITH_MANIFEST):
                 return False
-            if os.listdir(root / "assets" / table):
+            if os.listdir(root / "assets") != [table] or os.listdir(root / "assets" / table):
                 return False
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(root / MANIFEST_NAME, 0)  # every entry uploaded: an empty one says the same
         except OSError:
             return False
         from pytest_deriva.execution import _lease
@@ -188,7 +197,10 @@ def recycle(root: Path, tables: set[str]) -> bool:
 
 
 def _remove_chain(spare: Path, table: str | None = None) -> None:
-    """Remove a spare's empty folders (nothing that holds a file)."""
+    """Remove a spare's empty folders and empty manifest (nothing that holds a file)."""
+    with contextlib.suppress(OSError):
+        if os.stat(spare / MANIFEST_NAME).st_size == 0:
+            os.unlink(spare / MANIFEST_NAME)
     with contextlib.suppress(OSError):
         for t in [table] if table else os.listdir(spare / "assets"):
             os.rmdir(spare / "assets" / t)

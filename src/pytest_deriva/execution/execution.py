@@ -1060,14 +1060,14 @@ _NOT_PLANNED = "Not run: its metadata could not be recorded."
 def _remove_known_folder(folder: Path, tables: set[str]) -> bool:
     """Remove an execution's folder that holds only what registering files makes there (the manifest
     and empty asset folders), with a call per entry instead of a walk; False if it holds more."""
+    if _paths.recycle(folder, tables):  # kept, emptied, for this process's next execution
+        return True
     try:
         os.unlink(folder / _paths.MANIFEST_NAME)
     except FileNotFoundError:
         pass
     except OSError:
         return False
-    if _paths.recycle(folder, tables):  # kept, emptied, for this process's next execution
-        return True
     for path in [*(folder / "assets" / t for t in sorted(tables)), folder / "assets", folder]:
         try:
             os.rmdir(path)
@@ -1193,6 +1193,9 @@ def _metadata_items(
     return items
 
 
+_COMMITTED_ASSET_ROWS = 256  # the most recent ones a process remembers
+
+
 def _record_asset_rows(
     ml: DerivaML,
     t: Table,
@@ -1210,6 +1213,8 @@ def _record_asset_rows(
         if known:
             by_file[(obj.md5, filename)] = known
             typed.add(known)
+        elif committed := ml._committed_asset_rows.get((schema, t.name, obj.md5, filename)):
+            by_file[(obj.md5, filename)] = committed
     new: dict[tuple[str, str], dict[str, Any]] = {}
     for _, entry, obj, filename in items:
         if (obj.md5, filename) not in by_file:
@@ -1232,6 +1237,10 @@ def _record_asset_rows(
     if raced := [row["URL"] for k, row in new.items() if k not in by_file]:
         for r in cat.select(schema, t.name, {"URL": raced}, columns=["RID", "MD5", "Filename"]):
             by_file[(r["MD5"], r["Filename"])] = r["RID"]
+            # Committed before this transaction began: it stays, whatever becomes of this one.
+            ml._committed_asset_rows[(schema, t.name, r["MD5"], r["Filename"])] = r["RID"]
+            if len(ml._committed_asset_rows) > _COMMITTED_ASSET_ROWS:
+                ml._committed_asset_rows.popitem(last=False)
     assoc, col, ecol = ml.model.find_association(t, "Execution")
     atype, tcol, _ = ml.model.find_association(t, MLVocab.asset_type.value)
     links: dict[tuple[str, str], dict[str, Any]] = {}

@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -233,6 +234,10 @@ class DerivaMLBase:
         # Asset rows known to exist, by (schema, table, MD5, file name): the environment snapshot
         # every execution of a process records.
         self._asset_rows: dict[tuple[str, str, str, str], str] = {}
+        # Asset rows another run had committed when one of ours uploaded the same bytes under the
+        # same name (every run of a sweep writing the same file): found once, not looked up per run.
+        # Their types are still recorded per run (a run may give the file other types).
+        self._committed_asset_rows: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
         self._ensure_ml_schema()
         self._domain_schema = domain_schema
 
