@@ -607,6 +607,9 @@ class EmbeddedCatalog:
     # -- the model ---------------------------------------------------------------------------
     @property
     def model(self) -> Model:
+        model = self._model  # read once: a reference read needs no lock (asked about 30 times a run)
+        if model is not None:
+            return model
         with self._lock:
             if self._model is None:
                 return self.refresh_model()

@@ -1136,8 +1136,10 @@ def _metadata_items(
         entry = AssetEntry(asset_table=table, schema=schema, asset_types=[asset_type], description=description)
         items[f"{key_prefix}:{table}/{name}"] = (entry, obj, name)
 
-    for asset_type in {t.value for t in ExecMetadataType}:
-        ml_object.lookup_term(MLVocab.asset_type, asset_type)
+    if not ml_object._metadata_types_known:  # terms are never removed: checked once a handle
+        for asset_type in {t.value for t in ExecMetadataType}:
+            ml_object.lookup_term(MLVocab.asset_type, asset_type)
+        ml_object._metadata_types_known = True
     config = json.dumps(redact_mapping(configuration.model_dump(mode="json"))).encode()
     add(
         "configuration.json",

@@ -237,6 +237,7 @@ class DerivaMLBase:
         # Asset rows another run had committed when one of ours uploaded the same bytes under the
         # same name (every run of a sweep writing the same file): found once, not looked up per run.
         # Their types are still recorded per run (a run may give the file other types).
+        self._metadata_types_known = False  # the Asset_Type terms of an execution's metadata files exist
         self._committed_asset_rows: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
         self._ensure_ml_schema()
         self._domain_schema = domain_schema
