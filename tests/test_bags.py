@@ -233,3 +233,38 @@ def test_bag_reader_and_database_catalog(ml, built):
         assert list(bag.get_table_as_dataframe("Subject")["RID"]) == [
             r["RID"] for r in bag.get_table_as_dict("Subject")
         ]
+
+
+def test_values_of_every_column_type_are_written_and_read_back(ml):
+    """The CSVs of a bag: booleans as true/false, JSON and arrays as JSON, numbers as themselves,
+    empty for null; the reader types them back by column."""
+    from pytest_deriva.catalog.schema import column
+
+    ml.create_table(
+        "Sample",
+        [
+            column("Name", "text"),
+            column("Flag", "boolean"),
+            column("Count", "int4"),
+            column("Weight", "float8"),
+            column("Meta", "jsonb"),
+            column("Tags", "text[]"),
+        ],
+    )
+    ml.add_dataset_element_type("Sample")
+    values = [
+        {"Name": 'a, "quoted"\nline', "Flag": True, "Count": 3, "Weight": 0.1, "Meta": {"k": [1, 2]}, "Tags": ["x"]},
+        {"Name": "b", "Flag": False, "Count": -1, "Weight": 1e-20, "Meta": [1, "two"], "Tags": []},
+        {"Name": None, "Flag": None, "Count": None, "Weight": None, "Meta": None, "Tags": None},
+    ]
+    rids = [r["RID"] for r in ml.insert_records("Sample", values)]
+    ds = ml.create_dataset("Complete", description="typed values")
+    ds.add_dataset_members({"Sample": rids})
+    bag = ml.download_dataset_bag(DatasetSpec(rid=ds.rid, version=str(ds.version)))
+    text = {r["RID"]: r for r in read_csv(bag, ml.default_schema, "Sample")}
+    assert [text[rid]["Flag"] for rid in rids] == ["true", "false", ""]
+    assert json.loads(text[rids[0]]["Meta"]) == {"k": [1, 2]}
+    read = {r["RID"]: r for r in bag.get_table_as_dict("Sample")}
+    for rid, want in zip(rids, values, strict=True):
+        assert {k: read[rid][k] for k in want} == want
+    bdbag_api.validate_bag(str(bag.path), fast=False)
