@@ -94,13 +94,14 @@ def test_each_version_downloads_as_a_valid_bag_with_its_members_and_values(ml, b
         schema = json.loads((bag.path / "data" / "schema.json").read_text())
         assert "Subject" in schema["schemas"][ml.default_schema]["tables"]
         fetch = (bag.path / "fetch.txt").read_text().splitlines() if (bag.path / "fetch.txt").exists() else []
-        image_rows = {r["RID"]: r for r in bag.get_table_as_dict("Image")}
+        image_rows = {bag.asset_path(r): r for r in bag.get_table_as_dict("Image")}
         assert len(fetch) == len(image_rows)
         for line in fetch:
             url, length, name = line.split("\t")
             assert url.startswith("deriva-embedded://localhost/hatrac/Image/")
             path = bag.path / name
-            assert hashlib.md5(path.read_bytes()).hexdigest() == image_rows[path.parent.name]["MD5"]
+            assert path.parent == bag.path / "data" / "asset" / "Image"  # no folder per file: the names differ
+            assert hashlib.md5(path.read_bytes()).hexdigest() == image_rows[path]["MD5"]
             assert int(length) == path.stat().st_size
         assert (bag.path / "manifest-md5.txt").exists()
 
@@ -233,3 +234,93 @@ def test_bag_reader_and_database_catalog(ml, built):
         assert list(bag.get_table_as_dataframe("Subject")["RID"]) == [
             r["RID"] for r in bag.get_table_as_dict("Subject")
         ]
+
+
+def test_values_of_every_column_type_are_written_and_read_back(ml):
+    """The CSVs of a bag: booleans as true/false, JSON and arrays as JSON, numbers as themselves,
+    empty for null; the reader types them back by column."""
+    from pytest_deriva.catalog.schema import column
+
+    ml.create_table(
+        "Sample",
+        [
+            column("Name", "text"),
+            column("Flag", "boolean"),
+            column("Count", "int4"),
+            column("Weight", "float8"),
+            column("Meta", "jsonb"),
+            column("Tags", "text[]"),
+        ],
+    )
+    ml.add_dataset_element_type("Sample")
+    values = [
+        {"Name": 'a, "quoted"\nline', "Flag": True, "Count": 3, "Weight": 0.1, "Meta": {"k": [1, 2]}, "Tags": ["x"]},
+        {"Name": "b", "Flag": False, "Count": -1, "Weight": 1e-20, "Meta": [1, "two"], "Tags": []},
+        {"Name": None, "Flag": None, "Count": None, "Weight": None, "Meta": None, "Tags": None},
+    ]
+    rids = [r["RID"] for r in ml.insert_records("Sample", values)]
+    ds = ml.create_dataset("Complete", description="typed values")
+    ds.add_dataset_members({"Sample": rids})
+    bag = ml.download_dataset_bag(DatasetSpec(rid=ds.rid, version=str(ds.version)))
+    text = {r["RID"]: r for r in read_csv(bag, ml.default_schema, "Sample")}
+    assert [text[rid]["Flag"] for rid in rids] == ["true", "false", ""]
+    assert json.loads(text[rids[0]]["Meta"]) == {"k": [1, 2]}
+    read = {r["RID"]: r for r in bag.get_table_as_dict("Sample")}
+    for rid, want in zip(rids, values, strict=True):
+        assert {k: read[rid][k] for k in want} == want
+    bdbag_api.validate_bag(str(bag.path), fast=False)
+
+
+def test_files_whose_names_clash_get_a_folder_of_their_rid(ml):
+    """Asset files sit in data/asset/<Table>/ under their Filename; a file whose name another file of
+    the table has too (as a case-insensitive file system compares names), or whose name is the RID
+    of another, goes in a folder of its RID. Every file is found through asset_path with its bytes."""
+    ml.create_asset("Image")
+    ml.add_dataset_element_type("Image")
+
+    def image(name: str, data: bytes) -> str:
+        obj = ml.catalog.objects.put_bytes(data, "Image", name)
+        row = {"URL": obj.url, "Filename": name, "Length": obj.length, "MD5": obj.md5}
+        return ml.insert_records("Image", [row])[0]["RID"]
+
+    unique = image("unique.png", b"u")
+    upper, lower = image("SCAN.png", b"S"), image("scan.png", b"s")
+    named_like_a_rid = image(unique, b"r")  # a file named like the RID of another asset
+    ds = ml.create_dataset("Complete", description="clashing names")
+    ds.add_dataset_members({"Image": [unique, upper, lower, named_like_a_rid]})
+    bag = ml.download_dataset_bag(DatasetSpec(rid=ds.rid, version=str(ds.version)))
+    folder = bag.path / "data" / "asset" / "Image"
+    assert {rid: bag.asset_path(rid) for rid in (unique, upper, lower, named_like_a_rid)} == {
+        unique: folder / "unique.png",
+        upper: folder / upper / "SCAN.png",
+        lower: folder / lower / "scan.png",
+        named_like_a_rid: folder / named_like_a_rid / unique,
+    }
+    assert [bag.asset_path(rid).read_bytes() for rid in (unique, upper, lower, named_like_a_rid)] == [
+        b"u",
+        b"S",
+        b"s",
+        b"r",
+    ]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(
+        [f"{upper}/SCAN.png", f"{lower}/scan.png", f"{named_like_a_rid}/{unique}", "unique.png"]
+    )
+    bdbag_api.validate_bag(str(bag.path), fast=False)
+
+
+def test_a_bag_with_a_folder_per_file_is_still_read(ml, built):
+    """Bags made before the Deriva-Asset-Layout key (each file in a folder of its RID) are read as
+    they are: a cache entry or a pinned bag of an earlier version of pytest-deriva."""
+    bag = ml.download_dataset_bag(DatasetSpec(rid=built["dataset"][0], version="1.0.0"))
+    assert bag.info["Deriva-Asset-Layout"] == "2"
+    # The same bag as the earlier layout had it.
+    info = bag.path / "bag-info.txt"
+    info.write_text("".join(line for line in info.read_text().splitlines(True) if "Deriva-Asset-Layout" not in line))
+    for rid in built["Image"][1:]:
+        path = bag.asset_path(rid)
+        (path.parent / rid).mkdir()
+        path.rename(path.parent / rid / path.name)
+    old = DatasetBag(bag.path)
+    for i, rid in enumerate(built["Image"][1:], start=1):
+        assert old.asset_path(rid) == bag.path / "data" / "asset" / "Image" / rid / f"img {i}.png"
+        assert old.asset_path(rid).read_bytes() == f"pixels {i}".encode()

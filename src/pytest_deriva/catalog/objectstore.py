@@ -73,8 +73,10 @@ def copy_new_hashing(src: str | Path, dest: str | Path, size_hint: int | None = 
     """Copy ``src`` into the new file ``dest`` (refused if it exists), reading it once: its MD5 and length.
 
     Plain ``os`` calls, no buffered file objects (no ``fstat``/``ioctl``/``lseek`` per file); with
-    ``size_hint`` (the expected length) a small file takes one read and one write. ``dest`` is
-    removed when the copy fails.
+    ``size_hint`` (the expected length) a small file takes one read and one write: a read of a
+    regular file that returns less than it asked for has reached the end, so no second read to
+    see the end. (Should the file be longer after all, the MD5 the caller checks differs.)
+    ``dest`` is removed when the copy fails.
     """
     h = hashlib.md5(usedforsecurity=False)
     n = 0
@@ -89,6 +91,8 @@ def copy_new_hashing(src: str | Path, dest: str | Path, size_hint: int | None = 
                 while view:
                     view = view[os.write(fout, view) :]
                 n += len(chunk)
+                if len(chunk) < size and size_hint is not None:
+                    break  # the end of the file (see above)
                 if len(chunk) == size:  # more than the hint said: read on in full chunks
                     size = _CHUNK
         except BaseException:

@@ -6,10 +6,18 @@ bdbag makes (written by :mod:`pytest_deriva.dataset._bagwriter`, read and valida
     Dataset_<RID>/
       bag-info.txt               Deriva-Dataset-RID, Deriva-Dataset-Version, Deriva-Catalog-Snapshot, ...
       manifest-md5.txt           checksums of every payload file, fetched ones included
-      fetch.txt                  <URL> <length> data/asset/<Table>/<RID>/<Filename>, one per asset file
+      fetch.txt                  <URL> <length> data/asset/<Table>/<Filename>, one per asset file
       data/schema.json           the ERMrest model of the tables in the bag
       data/<schema>/<Table>.csv  one per table reached from the members
-      data/asset/<Table>/<RID>/<Filename>   the asset files, once materialized
+      data/asset/<Table>/<Filename>         the asset files, once materialized (read them through
+                                            DatasetBag.asset_path)
+      data/asset/<Table>/<RID>/<Filename>   ... those whose Filename another file of the table has too
+
+A file is put in a folder of its RID only when its name would clash: when another asset file of the
+same table in the bag has the same name (compared as a case-insensitive file system would), or its
+name is the RID of one of them. A folder per file would double what a download creates on disk (a
+folder costs more to make than a small file). Bags made before ``Deriva-Asset-Layout: 2`` in
+``bag-info.txt`` put every file in a folder of its RID; they are read as they are.
 
 Everything is read from the catalog as it was at the version's snapshot. The tables are: the
 dataset and its nested datasets (``Dataset``, ``Dataset_Dataset``, ``Dataset_Dataset_Type``,
@@ -31,8 +39,11 @@ import io
 import json
 import os
 import shutil
+import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -57,6 +68,10 @@ __all__ = ["MATERIALIZED_MARKER", "BagCatalog", "DatasetBag", "download_dataset_
 
 _COMPLETE = ".complete"
 #: In a cache entry: the bag's files are fetched and the bag validated.
+#: In bag-info.txt: asset files in ``data/asset/<Table>/``, in a folder of their RID only when
+#: their names clash (see the module's documentation). Bags without it have a folder per file.
+_LAYOUT_KEY = "Deriva-Asset-Layout"
+_LAYOUT = "2"
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -68,6 +83,31 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
+
+
+#: Column types whose values _csv_value writes otherwise than str() (booleans, JSON, arrays);
+#: the csv module writes every other value (str, int, float, None as "") as _csv_value would.
+_CONVERTED_TYPES = frozenset({"boolean", "json", "jsonb", "array"})
+
+
+def _csv_text(t: Table, rows: list[dict[str, Any]]) -> str:
+    """A table's rows as CSV, a header of its column names first."""
+    names = list(t.columns)
+    converted = [i for i, c in enumerate(t.columns.values()) if c.base_typename in _CONVERTED_TYPES]
+    try:  # no Python call per value: most of the cost of a wide table
+        table: list[Any] = list(map(itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
+    except KeyError:  # a row without some column
+        table = [tuple(r.get(n) for n in names) for r in rows]
+    if converted:
+        table = [list(values) for values in table]
+        for values in table:
+            for i in converted:
+                values[i] = _csv_value(values[i])
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(names)
+    w.writerows(table)
+    return text.getvalue()
 
 
 class _Contents:
@@ -157,19 +197,16 @@ def _write_bag(
             t.schema.name, {"schema_name": t.schema.name, "comment": None, "annotations": {}, "tables": {}}
         )
         schema_doc["tables"][t.name] = t.doc
-        names = list(t.columns)
         rows = sorted(contents.rows[qname].values(), key=lambda r: str(r["RID"]))
-        text = io.StringIO()
-        w = csv.writer(text)
-        w.writerow(names)
-        w.writerows([_csv_value(r.get(n)) for n in names] for r in rows)
-        bag.add_file(f"{t.schema.name}/{t.name}.csv", text.getvalue().encode("utf-8"))
+        bag.add_file(f"{t.schema.name}/{t.name}.csv", _csv_text(t, rows).encode("utf-8"))
         if ml.model.is_asset(t):
+            files = _asset_files(t.name, rows)
             for r in rows:
-                if r.get("URL"):
-                    url = fetch_url(r["URL"], objects)
-                    bag.add_remote(url, r["Length"], f"asset/{t.name}/{r['RID']}/{_asset_name(r)}", r["MD5"])
-    bag.add_file("schema.json", json.dumps(doc, indent=1).encode("utf-8"))
+                path = files.get(str(r["RID"]))
+                if path is not None:
+                    bag.add_remote(fetch_url(r["URL"], objects), r["Length"], path, r["MD5"])
+    # Without indentation: json's C encoder, not its pure-Python one (several times slower).
+    bag.add_file("schema.json", json.dumps(doc).encode("utf-8"))
     errors = bag.fetch(objects, shown_dir) if materialize else []
     bag.finish(
         {
@@ -181,6 +218,7 @@ def _write_bag(
             "Deriva-Catalog-Snapshot": str(snapshot),
             "Deriva-Catalog": ml.catalog.uri,
             "Deriva-ML-Schema": ml.ml_schema,
+            _LAYOUT_KEY: _LAYOUT,
         }
     )
     return errors
@@ -290,6 +328,7 @@ class DatasetBag:
         )
         self.from_cache = False
         self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._assets: dict[str, tuple[str, dict[str, Any], str | None]] | None = None  # by RID: table, row, path
         if dataset_rid is not None and not self._dataset_row(dataset_rid):
             raise DerivaMLDatasetNotFound(dataset_rid, f"Not a dataset in the bag {self.path}")
 
@@ -351,14 +390,17 @@ class DatasetBag:
 
     def get_table_as_dict(self, table: str | Table) -> list[dict[str, Any]]:
         """The rows of a table (``Name`` or ``schema:Name``) as dicts, values typed by column."""
-        t = self._table(table)
+        return [dict(r) for r in self._rows(self._table(table))]
+
+    def _rows(self, t: Table) -> list[dict[str, Any]]:
+        """The rows of a table as read once (not to be changed: get_table_as_dict hands out copies)."""
         rows = self._cache.get(t.qualified_name)
         if rows is None:
             types = {c.name: c.base_typename for c in t.columns.values()}
             with (self.path / "data" / t.schema.name / f"{t.name}.csv").open(newline="", encoding="utf-8") as f:
                 rows = [{k: _from_csv(types.get(k, "text"), v) for k, v in r.items()} for r in csv.DictReader(f)]
             self._cache[t.qualified_name] = rows
-        return [dict(r) for r in rows]
+        return rows
 
     def get_table_as_dataframe(self, table: str | Table) -> Any:
         """The rows of a table as a pandas DataFrame (pandas must be installed)."""
@@ -434,14 +476,25 @@ class DatasetBag:
         return [DatasetBag(self.path, rid) for rid in out]
 
     def asset_path(self, asset: str | dict[str, Any]) -> Path:
-        """The local file of an asset row (a row dict or its RID); present once materialized."""
+        """The local file of an asset row (a row dict or its RID); present once materialized.
+
+        Its name is the row's ``Filename``; its folder is ``data/asset/<Table>`` (or a folder of the
+        RID in there, when another file of the table in the bag has the same name).
+        """
         rid = asset if isinstance(asset, str) else str(asset["RID"])
-        for t in self.model.asset_tables():
-            for row in self.get_table_as_dict(t):
-                if row["RID"] == rid:
-                    name = _asset_name(row)
-                    return self.path / "data" / "asset" / t.name / rid / name
-        raise DerivaMLNotFoundError(f"No asset {rid} in the bag {self.path}.")
+        if self._assets is None:  # once per bag: a user asks for each file in turn
+            flat = self.info.get(_LAYOUT_KEY) == _LAYOUT
+            self._assets = {}
+            for t in self.model.asset_tables():
+                rows = self._rows(t)
+                placed = _asset_files(t.name, rows) if flat else {}
+                self._assets.update({str(r["RID"]): (t.name, r, placed.get(str(r["RID"]))) for r in rows})
+        found = self._assets.get(rid)
+        if found is None:
+            raise DerivaMLNotFoundError(f"No asset {rid} in the bag {self.path}.")
+        table, row, path = found
+        # Not placed: a row without a file, or a bag made before (each file in a folder of its RID).
+        return self.path / "data" / (path or f"asset/{table}/{rid}/{_asset_name(row)}")
 
     def list_feature_values(self, table: str | Table, feature_name: str) -> list[dict[str, Any]]:
         """The values of a feature of a member table, as of the bag's version."""
@@ -519,6 +572,26 @@ class BagCatalog:
 
     def asset_path(self, asset: str | dict[str, Any]) -> Path:
         return self.bag.asset_path(asset)
+
+
+def _folded(name: str) -> str:
+    """A name as a case-insensitive, normalization-insensitive file system (macOS, Windows) compares it."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _asset_files(table: str, rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Where each row with a file (a URL) puts it in a bag, under ``data/``, by RID:
+    ``asset/<Table>/<Filename>``, or ``asset/<Table>/<RID>/<Filename>`` when the name would clash
+    with another file of those rows (the same name, or the name of a RID folder)."""
+    named = [(str(r["RID"]), _asset_name(r)) for r in rows if r.get("URL")]
+    counts = Counter(_folded(name) for _, name in named)
+    rids = {_folded(rid) for rid, _ in named}
+    return {
+        rid: f"asset/{table}/{name}"
+        if counts[key := _folded(name)] == 1 and key not in rids
+        else f"asset/{table}/{rid}/{name}"
+        for rid, name in named
+    }
 
 
 def _asset_name(row: dict[str, Any]) -> str:
