@@ -27,6 +27,7 @@ a snapshot replays that history, which is what dataset versions pin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -955,9 +956,16 @@ class EmbeddedCatalog:
                     r[f] = bool(r[f])
         if where:
             self._check_columns(t, where)
+            # A list of values is looked up as a set: N rows by RID are N look-ups, not N x N.
+            wanted: dict[str, Any] = {}
+            for k, v in where.items():
+                if isinstance(v, list | tuple):
+                    with contextlib.suppress(TypeError):  # values that cannot be hashed stay a list
+                        v = frozenset(v)
+                wanted[k] = v
 
             def keep(row: dict[str, Any]) -> bool:
-                for k, v in where.items():
+                for k, v in wanted.items():
                     if isinstance(v, list | tuple | set | frozenset):
                         if row.get(k) not in v:
                             return False
