@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -80,8 +81,9 @@ def check_asset_arguments(asset_name: object, file_name: object, rename_file: ob
             f"file_name is empty ({text!r}); give a new file's plain name (for example 'model.pt') or the path "
             "of an existing file."
         )
-    for part in Path(text).parts:  # no existing file has a longer name: refuse before stat() fails
-        check_length(part, "file_name" if part == Path(text).name else "a folder in file_name")
+    path = Path(text)
+    for part in path.parts:  # no existing file has a longer name: refuse before stat() fails
+        check_length(part, "file_name" if part == path.name else "a folder in file_name")
     if rename_file is not None:
         checked_file_name(rename_file, "rename_file")
 
@@ -92,8 +94,13 @@ def _segment(name: str, what: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=64)
+def _executions(working_dir: Path) -> Path:
+    return Path(working_dir) / "execution"
+
+
 def _root(working_dir: Path, execution_rid: str) -> Path:
-    return Path(working_dir) / "execution" / _segment(execution_rid, "Execution RID")
+    return _executions(working_dir) / _segment(execution_rid, "Execution RID")
 
 
 def execution_folder(working_dir: Path, execution_rid: str) -> Path:
@@ -176,20 +183,21 @@ def recycle(root: Path, tables: set[str]) -> bool:
         held = _spares.get(parent)
         if held is not None and held[0] == pid:
             return False  # one spare is enough
+        here, assets = str(root), os.path.join(root, "assets")  # strings: a pathlib join costs ~10 us
         try:  # only what the clean-up left: anything else is not ours to carry to the next run
-            if sorted(os.listdir(root)) not in (["assets"], _WITH_MANIFEST):
+            if sorted(os.listdir(here)) not in (["assets"], _WITH_MANIFEST):
                 return False
-            if os.listdir(root / "assets") != [table] or os.listdir(root / "assets" / table):
+            if os.listdir(assets) != [table] or os.listdir(os.path.join(assets, table)):
                 return False
             with contextlib.suppress(FileNotFoundError):
-                os.truncate(root / MANIFEST_NAME, 0)  # every entry uploaded: an empty one says the same
+                os.truncate(os.path.join(here, MANIFEST_NAME), 0)  # all uploaded: an empty one says the same
         except OSError:
             return False
         from pytest_deriva.execution import _lease
 
         spare = parent / f"{SPARE_PREFIX}{_lease.own_lease(parent.parent)}"
         try:
-            os.rename(root, spare)
+            os.rename(here, spare)
         except OSError:
             return False
         _spares[parent] = (pid, spare, table)

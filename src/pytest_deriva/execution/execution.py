@@ -498,11 +498,12 @@ class ExecutionBase:
 
     def _asset_path(self, table: str, filename: str) -> Path:
         """Where a registered file of asset table ``table`` is (nothing is made)."""
-        folders: dict[str, Path] = self.__dict__.setdefault("_asset_folders", {})
-        folder = folders.get(table)
-        if folder is None or folder.parent.parent != self._folder:
-            folder = folders[table] = self._folder / "assets" / table
-        return folder / filename
+        folders: dict[str, tuple[Path, Path]] = self.__dict__.setdefault("_asset_folders", {})
+        root = self._folder
+        known = folders.get(table)
+        if known is None or known[0] is not root:
+            known = folders[table] = (root, root / "assets" / table)
+        return known[1] / filename
 
     def refresh_manifest(self) -> None:
         """Read the registered files again: another process (a notebook's kernel) registered some."""

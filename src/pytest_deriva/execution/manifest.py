@@ -219,6 +219,8 @@ class AssetFilePath(_BasePath):  # type: ignore[valid-type,misc]
     def __new__(cls, asset_path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> AssetFilePath:
         if sys.version_info >= (3, 12):
             return super().__new__(cls, asset_path)  # type: ignore[call-arg]
+        if type(asset_path) is _BasePath or isinstance(asset_path, AssetFilePath):  # parsed: its parts are taken
+            return cls._from_parsed_parts(asset_path._drv, asset_path._root, asset_path._parts)  # type: ignore[union-attr,no-any-return]
         return cls._from_parts([os.fspath(asset_path)])  # type: ignore[no-any-return]
 
     def __init__(
@@ -232,9 +234,11 @@ class AssetFilePath(_BasePath):  # type: ignore[valid-type,misc]
     ) -> None:
         if sys.version_info >= (3, 12):
             super().__init__(asset_path)
-        self.asset_path = Path(asset_path)
+        self.asset_path = (
+            asset_path if isinstance(asset_path, Path) and type(asset_path) is _BasePath else Path(asset_path)
+        )
         self.asset_table = asset_table
-        self.file_name = file_name or Path(asset_path).name
+        self.file_name = file_name or self.asset_path.name
         self.asset_metadata = dict(asset_metadata or {})
         self.asset_types = [asset_types] if isinstance(asset_types, str) else list(asset_types or [])
         self.asset_rid = asset_rid
