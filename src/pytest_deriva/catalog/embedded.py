@@ -502,13 +502,13 @@ class EmbeddedCatalog:
 
     @contextmanager
     def _write_scope(self, single_statement: bool) -> Iterator[None]:
-        """A transaction, unless this is one statement outside any: SQLite makes that atomic by itself."""
+        """A transaction, unless this is one statement outside any (SQLite makes that atomic by
+        itself) or this thread's transaction is open (the lock is held for all of it: joined as is)."""
         self._refuse_write("write")
-        if single_statement:
-            with self._lock:
-                if self._depth == 0 and self._pid == os.getpid():
-                    yield
-                    return
+        with self._lock:
+            if self._pid == os.getpid() and (self._depth > 0 or single_statement):
+                yield
+                return
         with self.transaction():
             yield
 
