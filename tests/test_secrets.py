@@ -292,6 +292,15 @@ def test_redact_nodeid() -> None:
     assert redact_nodeid("e.py::experiment_x[1-2]", {"lr": 1, "pw": 2}) == f"e.py::experiment_x[1-{REDACTED}]"
 
 
+def test_text_without_secrets_is_given_back_not_copied() -> None:
+    # A sweep's summary rows keep each child's test id and parameters: no second copy of each.
+    nodeid = "e.py::experiment_x[0.1-3]"
+    assert redact_nodeid(nodeid, {"lr": 0.1, "epochs": 3}) is nodeid
+    text = "lr=0.1, epochs=3, " + "x" * 600  # longer than the texts kept in the cache
+    assert redact_text(text) is text
+    assert redact_text(f"lr=0.1, token={SECRET}") == f"lr=0.1, token={REDACTED}"
+
+
 # -- recorded files ------------------------------------------------------------------------------
 # What Hydra writes in a run folder's .hydra/, with a secret given on the command line.
 HYDRA_CONFIG = f"""\

@@ -344,12 +344,14 @@ def _redact_text(text: str, known: Iterable[str], min_known: int) -> str:
     # pair inside it (``experiment.py::experiment_x[token=S]``) is still found.
     out: list[str] = []
     pos = 0
+    redacted = False
     while (m := _PAIR.search(text, pos)) is not None:
         value = m["value"]
         out.append(text[pos : m.start("value")])
         if is_secret(m["name"]) and not _kept(value):
             quote = value[0] if value[:1] in ("'", '"') else ""
             out.append(f"{quote}{REDACTED}{quote}")
+            redacted = True
             pos = m.end()
             # A sweep's values (token=a,b in multirun.yaml's override_dirname), up to the next pair.
             while not quote and text.startswith(",", pos):
@@ -359,6 +361,8 @@ def _redact_text(text: str, known: Iterable[str], min_known: int) -> str:
                 pos = item.end()
         else:
             pos = m.start("value")
+    if not redacted:
+        return text  # nothing taken out: the same string, not a copy (a sweep's rows keep many)
     out.append(text[pos:])
     return "".join(out)
 
@@ -458,7 +462,8 @@ def redact_nodeid(nodeid: str, params: Mapping[str, Any]) -> str:
     for value in secret_values(params):
         forms.add(value)
         forms.add(value.encode("unicode_escape").decode("ascii"))  # how pytest shows non-ASCII
-    return f"{head}[{redact_text(body, forms, min_known=1)}{closing}"
+    redacted = redact_text(body, forms, min_known=1)
+    return nodeid if redacted is body else f"{head}[{redacted}{closing}"
 
 
 # -- recorded files ------------------------------------------------------------------------------

@@ -441,12 +441,14 @@ class DerivaSession:
             pytest.fail(f"{collector.nodeid}::{name}: {e}", pytrace=False)
         parametrized = any(getattr(i, "callspec", None) is not None for i in items)
         shared = dict(configured)  # the same for every run of the function (never changed)
+        keys: dict[str, str] = {}  # one sweep key string per sweep, not one per run
         for index, item in enumerate(items):
             callspec = getattr(item, "callspec", None)
-            params = {**configured, **(dict(callspec.params) if callspec is not None else {})}
+            params = {**configured, **(callspec.params if callspec is not None else {})}
+            key = item.nodeid.split("[", 1)[0]
             spec = RunSpec(
                 nodeid=item.nodeid,
-                sweep_key=item.nodeid.split("[", 1)[0],
+                sweep_key=keys.setdefault(key, key),
                 index=index,
                 params=params,
                 description=description,

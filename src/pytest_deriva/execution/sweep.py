@@ -30,6 +30,7 @@ from pytest_deriva.enums import Status
 from pytest_deriva.execution._lease import release_parent
 from pytest_deriva.execution.configuration import ExecutionConfiguration
 from pytest_deriva.execution.execution import Execution, format_duration
+from pytest_deriva.execution.record import parse_duration
 from pytest_deriva.execution.workflow import Workflow
 
 if TYPE_CHECKING:
@@ -104,14 +105,10 @@ def link_children(ml: DerivaML, parent_rid: str, children: Sequence[tuple[str, i
         ml.catalog.insert(ml.ml_schema, "Execution_Execution", rows, on_conflict_skip=True)
 
 
-def attempts(
-    ml: DerivaML, parent_rid: str, parent: ExecutionRecord | None = None
-) -> dict[int | None, list[ExecutionRecord]]:
-    """A sweep's children by ``Sequence``, each list oldest attempt first (a resume adds attempts)."""
-    parent = parent or ml.lookup_execution(parent_rid)
-    children = {c.execution_rid: c for c in parent.list_nested_executions()}
-    links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
-    out: dict[int | None, list[ExecutionRecord]] = {}
+def _by_sequence(links: Iterable[Mapping[str, Any]], children: Mapping[str, Any]) -> dict[int | None, list[Any]]:
+    """``children`` (by RID) grouped by the ``Sequence`` of their ``links``, each list oldest
+    attempt first, sequences in order (those without one last)."""
+    out: dict[int | None, list[Any]] = {}
     for link in sorted(links, key=lambda r: rid_order(r["Nested_Execution"])):
         child = children.get(link["Nested_Execution"])
         if child is not None:
@@ -119,6 +116,16 @@ def attempts(
             key = link["Sequence"] if link["Sequence"] is not None else -1 - len(out)
             out.setdefault(key, []).append(child)
     return dict(sorted(out.items(), key=lambda kv: (kv[0] is None or kv[0] < 0, kv[0] or 0)))
+
+
+def attempts(
+    ml: DerivaML, parent_rid: str, parent: ExecutionRecord | None = None
+) -> dict[int | None, list[ExecutionRecord]]:
+    """A sweep's children by ``Sequence``, each list oldest attempt first (a resume adds attempts)."""
+    parent = parent or ml.lookup_execution(parent_rid)
+    children = {c.execution_rid: c for c in parent.list_nested_executions()}
+    links = ml.catalog.select(ml.ml_schema, "Execution_Execution", {"Execution": parent_rid})
+    return _by_sequence(links, children)
 
 
 def last_sweep(ml: DerivaML) -> str | None:
@@ -136,13 +143,13 @@ def close_sweep(
     execution (a job that failed before it recorded one, one that never ran). ``final``: the sweep
     is over, so its parent needs no recovery."""
     record = ml.lookup_execution(parent_rid)
-    by_sequence = attempts(ml, parent_rid, record)
-    latest = [(seq, tries[-1], len(tries)) for seq, tries in by_sequence.items()]
-    status, detail = summarize_children([*(c.status for _, c, _ in latest), *also])
+    latest = _latest_children(ml, parent_rid)
+    status, detail = summarize_children([*(Status(c["Status"] or Status.created) for _, c, _ in latest), *also])
     extra = {"Duration": format_duration((datetime.now(UTC) - started).total_seconds())} if started else {}
     record.update_status(status, detail, **extra)
     if final:
         release_parent(ml.working_dir, parent_rid)
+    same: dict[str, str] = {}  # texts that repeat across the children (their status details) kept once
     return SweepResult(
         parent_rid,
         record.description or "",
@@ -150,17 +157,33 @@ def close_sweep(
         detail,
         [
             {
-                "rid": c.execution_rid,
+                "rid": c["RID"],
                 "sequence": seq if seq is None or seq >= 0 else None,
                 "attempt": tries,
-                "status": c.status.value,
-                "detail": c.status_detail,
-                "duration": c.duration,
-                "description": c.description,
+                "status": Status(c["Status"] or Status.created).value,
+                "detail": same.setdefault(c["Status_Detail"], c["Status_Detail"]) if c["Status_Detail"] else None,
+                "duration": parse_duration(c["Duration"]),
+                "description": c["Description"],
             }
             for seq, c, tries in latest
         ],
     )
+
+
+def _latest_children(ml: DerivaML, parent_rid: str) -> list[tuple[int | None, dict[str, Any], int]]:
+    """``(Sequence, row, attempts)`` of the latest attempt of each ``Sequence`` of a sweep: the rows
+    hold only what closing the sweep reads (no record object per child, whatever the sweep's size)."""
+    links = ml.catalog.select(
+        ml.ml_schema, "Execution_Execution", {"Execution": parent_rid}, columns=["Nested_Execution", "Sequence"]
+    )
+    rows = ml.catalog.select(
+        ml.ml_schema,
+        "Execution",
+        {"RID": [link["Nested_Execution"] for link in links]},
+        columns=["RID", "Status", "Status_Detail", "Duration", "Description"],
+    )
+    by_sequence = _by_sequence(links, {r["RID"]: r for r in rows})
+    return [(seq, tries[-1], len(tries)) for seq, tries in by_sequence.items()]
 
 
 def abort_never_run(ml: DerivaML, rids: list[str], reason: str) -> list[str]:
